@@ -1,0 +1,192 @@
+"""The ``safetune`` command: thin click commands that build configs and call one function each.
+
+Every user mistake becomes one line on stderr and exit code 2; Ctrl-C exits 130 after marking the
+MLflow run KILLED (the cache keeps every finished response).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import sys
+import warnings
+
+import click
+
+from safetune.errors import SafetuneError
+
+log = logging.getLogger("safetune")
+
+
+def _quiet_libraries() -> None:
+    """Keep the console for our progress bar and results; libraries' chatter goes to DEBUG."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    warnings.filterwarnings("ignore")
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "mlflow",
+                 "transformers", "sentence_transformers", "alembic", "httpx"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _friendly(fn):
+    """Turn SafetuneError into a one-line error and KeyboardInterrupt into exit 130."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except SafetuneError as exc:
+            click.echo(f"error: {str(exc).splitlines()[0]}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted: the run is marked KILLED; finished work is cached, re-run to resume", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+@click.group()
+@click.option("--log-level", default="WARNING", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+def main(log_level: str) -> None:
+    """Search an LLM's decoding configuration and system prompt for safer answers."""
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    _quiet_libraries()
+    if log_level.upper() == "DEBUG":
+        logging.getLogger("lightning").setLevel(logging.INFO)
+
+
+def _csv(value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    items = tuple(v.strip() for v in value.split(",") if v.strip())
+    return items or None
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="Experiment YAML (see experiments/); options given here override it.")
+@click.option("--model", "-m", default=None, help="Alias (see `safetune models`), hub id or local folder.")
+@click.option("--datasets", default=None, help="Comma-separated prompt sets or CSV/JSONL files.")
+@click.option("--n-prompts", type=int, default=None, help="Prompts from the search split per candidate.")
+@click.option("--pop-size", type=int, default=None)
+@click.option("--n-gen", type=int, default=None, help="NSGA-II generations.")
+@click.option("--samples", type=int, default=None, help="Samples per prompt (different seeds).")
+@click.option("--seed", type=int, default=None)
+@click.option("--judge", default=None, help="Judge name (primary objective).")
+@click.option("--batch-size", type=int, default=None)
+@click.option("--system-prompts", default=None, help="Comma-separated system prompt ids to search over.")
+@click.option("--bound", "bounds", multiple=True, metavar="KNOB=LOW:HIGH",
+              help="Override a search bound, e.g. --bound repetition_penalty=0.8:1.3 (repeatable).")
+@click.option("--bounds", "bounds_csv", default=None, metavar="KNOB=LOW:HIGH,...",
+              help="Comma-separated bound overrides (same as repeated --bound).")
+@click.option("--harm-budget", type=float, default=None,
+              help="Champion = most relevant config with harm rate <= this (default: within the safest's CI).")
+@click.option("--experiment", default=None, help="MLflow experiment name (ignored under `mlflow run`).")
+@click.option("--tracking-uri", default=None, help="Default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db")
+@click.option("--cache", "cache_path", default=None, help="Cache file (default: ~/.cache/safetune/cache.sqlite).")
+@click.option("--resume", "resume_run_id", default=None, help="Parent run id of an interrupted search to continue.")
+@click.option("--register/--no-register", default=None, help="Register the Pareto configurations.")
+@click.option("--devices", type=int, default=None)
+@click.option("--accelerator", default=None)
+@click.option("--precision", default=None)
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@_friendly
+def search(config_path, model, datasets, n_prompts, pop_size, n_gen, samples, seed, judge, batch_size,
+           system_prompts, bounds, bounds_csv, harm_budget, experiment, tracking_uri, cache_path, resume_run_id, register,
+           devices, accelerator, precision, no_progress):
+    """Run a SafeTune search (NSGA-II), track it in MLflow and register the best configurations."""
+    from safetune.experiment import build_search_config, preflight
+    from safetune.models import resolve_model
+
+    overrides = {
+        "model": model, "datasets": _csv(datasets), "n_prompts": n_prompts, "pop_size": pop_size,
+        "n_gen": n_gen, "samples": samples, "seed": seed, "judge": judge, "batch_size": batch_size,
+        "harm_budget": harm_budget, "experiment": experiment, "cache_dir": cache_path,
+        "register": register, "devices": devices, "accelerator": accelerator, "precision": precision,
+    }
+    bounds = tuple(bounds) + (_csv(bounds_csv) or ())
+    cfg = build_search_config(config_path, overrides, bounds, _csv(system_prompts))
+    preflight(cfg)
+    resolve_model(cfg.model)  # fails fast (one line) before torch, Lightning and MLflow load
+    from safetune.runner import run_search
+
+    outcome = run_search(cfg, tracking_uri=tracking_uri, resume_run_id=resume_run_id, progress=not no_progress)
+    best = {r.config.digest(): r for r in outcome.results}
+    click.echo(f"parent run: {outcome.parent_run_id}  candidates: {len(outcome.results)} "
+               f"({len(best)} distinct), Pareto: {len(outcome.pareto_run_ids)}")
+    if outcome.model_name:
+        aliases = ", ".join(f"{a}=v{v}" for a, v in outcome.registered.items())
+        click.echo(f"registered {outcome.model_name}: {aliases}")
+        click.echo(f"load it: mlflow.pyfunc.load_model('models:/{outcome.model_name}@champion')")
+
+
+@main.command()
+@click.argument("targets", nargs=-1)
+@click.option("--model", "-m", default=None, help="Base model for `default` and config-file targets.")
+@click.option("--datasets", default="harmbench", show_default=True)
+@click.option("--split", "part", default="holdout", show_default=True, type=click.Choice(["search", "holdout", "all"]))
+@click.option("--n-prompts", type=int, default=32, show_default=True)
+@click.option("--samples", type=int, default=1, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--judge", default="heuristic", show_default=True)
+@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--experiment", default="safetune-evaluate", show_default=True)
+@click.option("--tracking-uri", default=None)
+@click.option("--cache", "cache_path", default=None)
+@click.option("--no-progress", is_flag=True)
+@_friendly
+def evaluate(targets, model, datasets, part, n_prompts, samples, seed, judge, batch_size, experiment,
+             tracking_uri, cache_path, no_progress):
+    """Evaluate registered models (models:/NAME@ALIAS), config JSON files and the model's default
+    configuration on the holdout split; logs one MLflow run with a child per target."""
+    from safetune.evaluate import EvaluateConfig, run_evaluate
+
+    cfg = EvaluateConfig(
+        targets=tuple(targets), model=model, datasets=_csv(datasets) or (), split=part, n_prompts=n_prompts,
+        samples=samples, seed=seed, judge=judge, batch_size=batch_size, experiment=experiment,
+        cache_dir=cache_path,
+    )
+    table = run_evaluate(cfg, tracking_uri=tracking_uri, progress=not no_progress)
+    click.echo(table.to_string(index=False))
+
+
+@main.command()
+@click.argument("input_path", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", "output_path", type=click.Path(dir_okay=False), required=True)
+@click.option("--judge", "judge_name", default="heuristic", show_default=True)
+@_friendly
+def judge(input_path, output_path, judge_name):
+    """Judge JSONL rows with `prompt` and `response` (optional `id`); writes JSONL verdicts."""
+    from safetune.judging import judge_jsonl
+
+    n, counts = judge_jsonl(input_path, output_path, judge_name)
+    click.echo(f"judged {n} rows with {judge_name}: harmful={counts[True]} not={counts[False]} unknown={counts[None]}")
+
+
+@main.command()
+@_friendly
+def models():
+    """List model aliases and whether each is available offline here."""
+    from safetune.models import list_models
+
+    for row in list_models():
+        status = "offline" if row["offline"] else "needs hub/cache"
+        click.echo(f"{row['alias']:<14} {row['hub_id']:<38} {status:<16} {row['description']}")
+    click.echo("Any hub id (org/name) or local model folder is accepted too.")
+
+
+@main.command("judges")
+def judges_cmd():
+    """List judge names."""
+    from safetune.components.judges import judge_names
+
+    click.echo("\n".join(judge_names()))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

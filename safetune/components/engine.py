@@ -1,0 +1,160 @@
+"""Engines: what turns generation requests into responses, behind a two-method interface.
+
+``TransformersEngine`` runs ``GenerationModule`` under a Lightning ``Trainer.predict`` (devices,
+accelerator and precision are configuration), skipping requests whose answer is cached, and a
+prediction writer stores every finished batch in the cache at once: a crash loses at most the
+batch in flight.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import importlib
+import logging
+import time
+from typing import Callable
+
+import lightning as L
+
+from safetune.components import quiet_lightning
+from lightning.pytorch.callbacks import BasePredictionWriter
+
+from safetune.cache import Cache, make_key
+from safetune.components.datamodule import PromptDataModule
+from safetune.components.generation import Generation, GenerationModule, GenerationRequest, load_causal_lm
+from safetune.errors import SafetuneError
+from safetune.models import ModelRef
+
+log = logging.getLogger(__name__)
+quiet_lightning()
+
+
+class Engine(abc.ABC):
+    @abc.abstractmethod
+    def generate(self, requests: list[GenerationRequest]) -> list[Generation]:
+        """One response per request, in the requests' order."""
+
+    @abc.abstractmethod
+    def info(self) -> dict:
+        """What identifies this engine's outputs (model id, revision, template...)."""
+
+
+class CacheWriter(BasePredictionWriter):
+    """Writes each finished batch to the cache and reports progress."""
+
+    def __init__(self, cache: Cache | None, keys: dict[int, str], on_batch: Callable[[int], None] | None):
+        super().__init__(write_interval="batch")
+        self.cache, self.keys, self.on_batch = cache, keys, on_batch
+
+    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0):
+        if self.cache is not None:
+            self.cache.put_many("generation", {self.keys[g.index]: g.__dict__ for g in prediction})
+        if self.on_batch:
+            self.on_batch(len(prediction))
+
+
+class TransformersEngine(Engine):
+    def __init__(
+        self,
+        ref: ModelRef,
+        cache: Cache | None = None,
+        batch_size: int = 16,
+        accelerator: str = "cpu",
+        devices: int = 1,
+        precision: str = "32-true",
+        dtype: str = "float32",
+    ):
+        self.ref = ref
+        self.cache = cache
+        self.batch_size = batch_size
+        self.trainer_kwargs = dict(accelerator=accelerator, devices=devices, precision=precision)
+        self.tokenizer, model = load_causal_lm(ref.path, dtype=dtype)
+        self.module = GenerationModule(model, self.tokenizer, ref.chat_template_kwargs)
+        template = self.tokenizer.chat_template or ""
+        self.template_hash = hashlib.sha256(template.encode()).hexdigest()[:16]
+        self.on_batch: Callable[[int], None] | None = None  # progress hook, set by the caller
+        self.last_stats = {"cached": 0, "generated": 0, "seconds": 0.0}
+        self.totals = {"cached": 0, "generated": 0}  # over this engine's life, for run metrics
+
+    def info(self) -> dict:
+        return {
+            "engine": "transformers",
+            "model_id": self.ref.model_id,
+            "revision": self.ref.revision,
+            "chat_template": self.template_hash,
+            "chat_template_kwargs": self.ref.chat_template_kwargs,
+        }
+
+    def key(self, request: GenerationRequest) -> str:
+        c = request.config
+        return make_key(
+            "generation/v1",
+            self.info(),
+            c.system_prompt_text,
+            self.module.generation_config(c).to_dict(),
+            request.seed,
+            request.sample,
+            request.prompt,
+        )
+
+    def generate(self, requests: list[GenerationRequest]) -> list[Generation]:
+        start = time.perf_counter()
+        # Re-index so results come back in the caller's order whatever the batching does.
+        requests = [GenerationRequest(i, r.prompt, r.config, r.seed, r.sample) for i, r in enumerate(requests)]
+        keys = {r.index: self.key(r) for r in requests}
+        done: dict[int, Generation] = {}
+        if self.cache is not None:
+            hits = self.cache.get_many("generation", list(set(keys.values())))
+            for r in requests:
+                if keys[r.index] in hits:
+                    done[r.index] = Generation(**{**hits[keys[r.index]], "index": r.index})
+        todo = [r for r in requests if r.index not in done]
+        # Identical requests (same key) are generated once.
+        unique: dict[str, GenerationRequest] = {}
+        for r in todo:
+            unique.setdefault(keys[r.index], r)
+        cached = len(requests) - len(todo)
+        if cached and self.on_batch:
+            self.on_batch(cached)
+        if unique:
+            writer = CacheWriter(self.cache, keys, self.on_batch)
+            trainer = L.Trainer(
+                **self.trainer_kwargs,
+                logger=False,
+                enable_checkpointing=False,
+                enable_progress_bar=False,
+                enable_model_summary=False,
+                callbacks=[writer],
+            )
+            batches = trainer.predict(
+                self.module, datamodule=PromptDataModule(list(unique.values()), self.batch_size)
+            )
+            if batches is None:
+                raise SafetuneError("generation returned nothing (multi-device predict must run in a subprocess)")
+            by_key = {keys[g.index]: g for batch in batches for g in batch}
+            for r in todo:
+                g = by_key[keys[r.index]]
+                done[r.index] = Generation(r.index, g.response, g.prompt_tokens, g.new_tokens, g.finished)
+        self.last_stats = {
+            "cached": cached,
+            "generated": len(unique),
+            "seconds": time.perf_counter() - start,
+        }
+        self.totals["cached"] += cached
+        self.totals["generated"] += len(unique)
+        return [done[i] for i in range(len(requests))]
+
+
+_ENGINES = {"transformers": "safetune.components.engine:TransformersEngine"}
+
+
+def engine_names() -> list[str]:
+    return sorted(_ENGINES)
+
+
+def get_engine(name: str, **kwargs) -> Engine:
+    if name not in _ENGINES:
+        raise SafetuneError(f"unknown engine {name!r}; known engines: {', '.join(engine_names())}")
+    module_name, attr = _ENGINES[name].split(":")
+    return getattr(importlib.import_module(module_name), attr)(**kwargs)

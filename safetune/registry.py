@@ -1,0 +1,68 @@
+"""Register Pareto configurations as versions of a ``safetune-<model>`` pyfunc model with aliases."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from importlib import metadata
+from pathlib import Path
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from safetune.config import DecodingConfig
+from safetune.models import ModelRef
+
+log = logging.getLogger(__name__)
+
+MODEL_CODE = str(Path(__file__).with_name("pyfunc_model.py"))
+REQUIREMENTS = ["torch", "transformers", "sentence-transformers", "lightning", "mlflow", "pandas", "gguf", "accelerate"]
+
+
+def pip_requirements() -> list[str]:
+    """The exact versions this process runs with, plus safetune itself."""
+    reqs = []
+    for name in REQUIREMENTS:
+        try:
+            reqs.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            reqs.append(name)
+    return reqs + [f"safetune=={metadata.version('safetune')}"]
+
+
+def model_name(ref: ModelRef) -> str:
+    return f"safetune-{ref.slug}"
+
+
+def model_config(ref: ModelRef, config: DecodingConfig, seed: int) -> dict:
+    return {
+        "model": {"name": ref.name, "model_id": ref.model_id, "revision": ref.revision},
+        "decoding": config.to_dict(),
+        "system_prompt_text": config.system_prompt_text,
+        "generation_kwargs": config.generation_kwargs(),
+        "seed": seed,
+    }
+
+
+def log_configuration_model(run_id: str, ref: ModelRef, config: DecodingConfig, seed: int, name: str) -> str:
+    """Log the pyfunc model into ``run_id`` and register it; returns the version number."""
+    cfg = model_config(ref, config, seed)
+    with mlflow.start_run(run_id=run_id, nested=True):
+        mlflow.log_dict(cfg, "safetune_config.json")
+        with warnings.catch_warnings():
+            # MLflow nags about type hints; the model takes a list or a DataFrame, so no strict signature.
+            warnings.simplefilter("ignore")
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=MODEL_CODE,
+                model_config=cfg,
+                pip_requirements=pip_requirements(),
+                registered_model_name=name,
+            )
+    return str(info.registered_model_version)
+
+
+def set_aliases(name: str, aliases: dict[str, str]) -> None:
+    client = MlflowClient()
+    for alias, version in aliases.items():
+        client.set_registered_model_alias(name, alias, version)

@@ -1,0 +1,180 @@
+"""The search job: wire prompts, engine, judge, NSGA-II, MLflow tracking and the registry together."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+from tqdm.auto import tqdm
+
+from safetune import registry, tracking
+from safetune.cache import Cache
+from safetune.components.engine import get_engine
+from safetune.components.judges.base import get_judge
+from safetune.components.relevance import RelevanceModule
+from safetune.config import DecodingConfig, SearchConfig
+from safetune.datasets import PromptSet, load_prompt_sets, sample, split
+from safetune.evaluation import CandidateResult, Evaluator
+from safetune.models import ModelRef, cache_root, resolve_model
+from safetune.plots import pareto_plot
+from safetune.search import selection
+from safetune.search.nsga import hypervolume, nsga2, pareto_indices
+
+log = logging.getLogger(__name__)
+
+
+def model_default_config(ref: ModelRef, max_new_tokens: int) -> DecodingConfig:
+    """The model's own decoding defaults (its generation_config.json), no system prompt of ours."""
+    path = Path(ref.path) / "generation_config.json"
+    gc = json.loads(path.read_text()) if path.exists() else {}
+    sampling = bool(gc.get("do_sample", False))
+    return DecodingConfig(
+        temperature=float(gc.get("temperature", 1.0)) if sampling else 0.0,
+        top_p=float(gc.get("top_p", 1.0) or 1.0),
+        top_k=int(gc.get("top_k", 0) or 0) if sampling else 0,
+        repetition_penalty=float(gc.get("repetition_penalty", 1.0) or 1.0),
+        no_repeat_ngram_size=int(gc.get("no_repeat_ngram_size", 0) or 0),
+        max_new_tokens=max_new_tokens,
+        system_prompt="default",
+    )
+
+
+def search_prompts(cfg: SearchConfig) -> PromptSet:
+    return sample(split(load_prompt_sets(cfg.datasets), "search", seed=cfg.seed), cfg.n_prompts, seed=cfg.seed)
+
+
+@dataclass
+class SearchOutcome:
+    parent_run_id: str
+    results: list[CandidateResult]
+    child_run_ids: list[str]
+    pareto_run_ids: list[str]
+    registered: dict[str, str]  # alias -> version
+    model_name: str | None
+
+
+def run_search(cfg: SearchConfig, tracking_uri: str | None = None, resume_run_id: str | None = None,
+               progress: bool = True) -> SearchOutcome:
+    tracking.setup_tracking(tracking_uri)
+    ref = resolve_model(cfg.model)
+    prompts = search_prompts(cfg)
+    cache = Cache(Path(cfg.cache_dir) if cfg.cache_dir else cache_root() / "cache.sqlite")
+    judge = get_judge(cfg.judge)  # fail on an unknown judge before loading any model
+    engine = get_engine(
+        "transformers", ref=ref, cache=cache, batch_size=cfg.batch_size,
+        accelerator=cfg.accelerator, devices=cfg.devices, precision=cfg.precision,
+    )
+    evaluator = Evaluator(engine, judge, RelevanceModule(), prompts, cfg.samples, cfg.seed, cache)
+
+    space = cfg.space
+    default = cfg.default_config or model_default_config(ref, int(space.max_new_tokens.high))
+    default_vec = space.encode(default)
+    default_in_space = space.decode(default_vec)
+    if default_in_space != default:
+        log.warning("the model's default configuration lies outside the search space; using %s", default_in_space)
+    xl, xu = space.bounds()
+
+    run_name = f"search-{ref.slug}-s{cfg.seed}"
+    with tracking.parent_run(cfg.experiment, run_name, resume_run_id) as parent:
+        parent_id = parent.info.run_id
+        done = tracking.existing_candidates(parent_id) if resume_run_id else {}
+        mlflow.set_tags({"safetune.kind": "search", "safetune.model": ref.model_id})
+        # Prefixed: `mlflow run` has already logged its own entry-point parameters under bare names.
+        mlflow.log_params(tracking.flatten("safetune", {
+            "model": ref.name, "model_id": ref.model_id, "model_revision": ref.revision,
+            "judge": cfg.judge, "datasets": list(cfg.datasets), "n_prompts": len(prompts),
+            "pop_size": cfg.pop_size, "n_gen": cfg.n_gen, "samples": cfg.samples, "seed": cfg.seed,
+            "hv_ref": list(cfg.hv_ref), "batch_size": cfg.batch_size, "devices": cfg.devices,
+            "accelerator": cfg.accelerator, "precision": cfg.precision,
+        }))
+        mlflow.log_dict(cfg.to_dict(), "search_config.json")
+        mlflow.log_dict(space.to_dict(), "search_space.json")
+        mlflow.log_dict(default.to_dict(), "default_config.json")
+        tracking.log_prompt_set(prompts, context="search")
+
+        results: list[CandidateResult] = []
+        child_ids: list[str] = []
+        total = cfg.pop_size * cfg.n_gen * len(prompts) * cfg.samples
+        bar = tqdm(total=total, unit="resp", desc="search", disable=not progress, dynamic_ncols=True)
+        engine.on_batch = bar.update
+
+        def evaluate(X: np.ndarray, generation: int) -> np.ndarray:
+            configs = [space.decode(x) for x in X]
+            bar.set_postfix_str(f"gen {generation + 1}/{cfg.n_gen}")
+            before = bar.n
+            batch = evaluator.evaluate(configs)
+            # Candidates answered from the result cache never reach the engine: count them here.
+            bar.update(max(0, len(configs) * len(prompts) * cfg.samples - (bar.n - before)))
+            F = np.array([r.objectives() for r in batch], dtype=float)
+            so_far = np.concatenate([np.array([r.objectives() for r in results]).reshape(-1, 2), F])
+            hv = hypervolume(so_far, cfg.hv_ref)
+            for i, result in enumerate(batch):
+                digest = result.config.digest()
+                if (generation, digest) in done:
+                    child_ids.append(done[(generation, digest)])
+                else:
+                    is_default = generation == 0 and result.config == default_in_space
+                    child_ids.append(tracking.log_candidate(result, generation, i, hv, is_default))
+                results.append(result)
+            return F
+
+        def on_generation(g) -> None:
+            mlflow.log_metrics({"hypervolume": g.hypervolume, "pareto_front_size": g.front_size}, step=g.generation)
+
+        started = time.perf_counter()
+        outcome = nsga2(
+            evaluate, xl, xu, n_obj=2, pop_size=cfg.pop_size, n_gen=cfg.n_gen, seed=cfg.seed,
+            ref_point=cfg.hv_ref, fixed=[default_vec], on_generation=on_generation,
+        )
+        bar.close()
+        F = outcome.F
+        front = pareto_indices(F)
+        # One entry per distinct configuration on the front (a config can recur across generations).
+        front_unique: dict[str, int] = {}
+        for i in front:
+            front_unique.setdefault(results[i].config.digest(), int(i))
+        pareto_ids = [child_ids[i] for i in front_unique.values()]
+        tracking.mark_pareto(child_ids, set(pareto_ids))
+        mlflow.log_metrics({
+            "search_wall_time_s": time.perf_counter() - started,
+            "candidates_evaluated": evaluator.stats["candidates_evaluated"],
+            "candidates_from_cache": evaluator.stats["candidates_cached"],
+            "final_hypervolume": outcome.history[-1].hypervolume,
+            "responses_generated": engine.totals["generated"],
+            "responses_from_cache": engine.totals["cached"],
+        })
+        default_idx = next((i for i, r in enumerate(results) if r.config == default_in_space), None)
+        mlflow.log_figure(pareto_plot(results, front, default_idx, cfg.hv_ref), "pareto_front.png")
+        mlflow.log_dict(
+            {"front": [{"run_id": child_ids[i], **results[i].metrics(), "config": results[i].config.to_dict()}
+                       for i in front_unique.values()]},
+            "pareto_front.json",
+        )
+
+        registered, name = {}, None
+        if cfg.register:
+            name = registry.model_name(ref)
+            points = [
+                selection.Point(str(i), results[i].harm_rate, results[i].harm_ci_high, results[i].relevance)
+                for i in front_unique.values()
+            ]
+            versions = {}
+            for p in points:
+                i = int(p.key)
+                versions[p.key] = registry.log_configuration_model(child_ids[i], ref, results[i].config, cfg.seed, name)
+            champ, rule = selection.champion(points, cfg.harm_budget)
+            registered = {
+                "champion": versions[champ.key],
+                "safest": versions[selection.safest(points).key],
+                "most-relevant": versions[selection.most_relevant(points).key],
+            }
+            registry.set_aliases(name, registered)
+            mlflow.set_tags({"safetune.registered_model": name, "safetune.champion_rule": rule})
+            for alias, version in registered.items():
+                mlflow.set_tag(f"safetune.alias.{alias}", version)
+    return SearchOutcome(parent_id, results, child_ids, pareto_ids, registered, name)

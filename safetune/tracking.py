@@ -1,0 +1,118 @@
+"""MLflow tracking: one parent run per search, one nested child run per candidate.
+
+The parent attaches to the run ``mlflow run`` created (``MLFLOW_RUN_ID``). Harmful text lives only in
+artifacts (tables, text files), never in run names, tags or params.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from contextlib import contextmanager
+
+import mlflow
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from safetune.evaluation import CandidateResult
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+
+
+def setup_tracking(tracking_uri: str | None = None) -> str:
+    """Explicit URI, else MLFLOW_TRACKING_URI, else a SQLite file in the working directory."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+@contextmanager
+def parent_run(experiment: str, run_name: str, resume_run_id: str | None = None):
+    """Attach to ``mlflow run``'s run or a run to resume, else start a new run in ``experiment``.
+
+    A KeyboardInterrupt marks the run KILLED (and is re-raised); other errors mark it FAILED.
+    """
+    # Take MLFLOW_RUN_ID out of the environment once read: a later start_run(nested=True) would
+    # otherwise re-open the parent itself instead of creating a child (mlflow #15713).
+    env_run_id = os.environ.pop("MLFLOW_RUN_ID", None)
+    run_id = resume_run_id or env_run_id
+    if run_id:
+        run = mlflow.start_run(run_id=run_id)
+    else:
+        mlflow.set_experiment(experiment)
+        run = mlflow.start_run(run_name=run_name)
+    try:
+        yield run
+    except KeyboardInterrupt:
+        mlflow.end_run(status="KILLED")
+        raise
+    except BaseException:
+        mlflow.end_run(status="FAILED")
+        raise
+    else:
+        mlflow.end_run(status="FINISHED")
+
+
+def flatten(prefix: str, data: dict) -> dict:
+    out = {}
+    for key, value in data.items():
+        name = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, dict):
+            out.update(flatten(name, value))
+        else:
+            out[name] = value if not isinstance(value, (list, tuple)) else json.dumps(list(value))
+    return out
+
+
+def log_prompt_set(prompt_set, context: str) -> None:
+    """log_input with the set's digest, so runs on different prompts are never compared blindly."""
+    df = prompt_set.to_pandas()[["id", "category", "source", "harmful"]]  # ids, not harmful text
+    dataset = mlflow.data.from_pandas(df, name=prompt_set.name, digest=prompt_set.digest[:16])
+    mlflow.log_input(dataset, context=context)
+
+
+def existing_candidates(parent_run_id: str) -> dict[tuple[int, str], str]:
+    """(generation, candidate hash) -> child run id, for finished children of a parent (resume)."""
+    client = MlflowClient()
+    run = client.get_run(parent_run_id)
+    children = client.search_runs(
+        [run.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}' and attributes.status = 'FINISHED'",
+        max_results=5000,
+    )
+    out = {}
+    for child in children:
+        tags = child.data.tags
+        if "safetune.generation" in tags and "safetune.candidate" in tags:
+            out[(int(tags["safetune.generation"]), tags["safetune.candidate"])] = child.info.run_id
+    return out
+
+
+def log_candidate(result: CandidateResult, generation: int, index: int, hypervolume: float, is_default: bool) -> str:
+    """One nested child run for one evaluated candidate; returns its run id."""
+    digest = result.config.digest()
+    with mlflow.start_run(run_name=f"g{generation:02d}-c{index:02d}-{digest}", nested=True) as run:
+        params = result.config.to_dict()
+        mlflow.log_params(params)
+        mlflow.log_metrics({**result.metrics(), "hypervolume": hypervolume})
+        mlflow.set_tags({
+            "safetune.generation": str(generation),
+            "safetune.candidate": digest,
+            "safetune.default": str(is_default).lower(),
+            "safetune.pareto": "unknown",
+        })
+        mlflow.log_text(result.config.system_prompt_text or "", "system_prompt.txt")
+        mlflow.log_dict(result.config.to_dict(), "config.json")
+        if result.rows:
+            mlflow.log_table(pd.DataFrame(result.rows), artifact_file="responses.json")
+        return run.info.run_id
+
+
+def mark_pareto(run_ids: list[str], pareto: set[str]) -> None:
+    client = MlflowClient()
+    for run_id in run_ids:
+        client.set_tag(run_id, "safetune.pareto", str(run_id in pareto).lower())

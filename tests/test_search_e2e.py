@@ -1,0 +1,261 @@
+"""End to end on a tiny model: the real CLI, the MLflow structure, the registry, resume, `mlflow run`,
+and a real `mlflow server` over the same store."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from safetune import tracking
+from safetune.config import SearchConfig, SearchSpace
+from safetune.experiment import build_search_config
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_BUDGET = ["--n-prompts", "3", "--pop-size", "3", "--n-gen", "2", "--bounds", "max_new_tokens=4:8",
+               "--batch-size", "8", "--no-progress"]
+
+
+def run_cli(*args, cwd, env_extra=None, timeout=600):
+    env = {**os.environ, "SAFETUNE_CACHE": str(Path(cwd) / "cache"), **(env_extra or {})}
+    env.pop("MLFLOW_RUN_ID", None)
+    return subprocess.run([sys.executable, "-m", "safetune", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def searched(tiny_llama, tmp_path_factory):
+    """One real `safetune search` through the CLI, shared by the structure tests."""
+    work = tmp_path_factory.mktemp("search")
+    uri = f"sqlite:///{work / 'mlflow.db'}"
+    proc = run_cli("search", "--model", tiny_llama, "--tracking-uri", uri, "--experiment", "e2e", *TINY_BUDGET,
+                   cwd=work)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    mlflow.set_tracking_uri(uri)
+    return {"uri": uri, "work": work, "stdout": proc.stdout, "stderr": proc.stderr, "model": tiny_llama}
+
+
+def children_of(client, parent):
+    return client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+
+
+def test_search_logs_parent_children_and_registry(searched):
+    mlflow.set_tracking_uri(searched["uri"])
+    client = MlflowClient()
+    exp = client.get_experiment_by_name("e2e")
+    parents = client.search_runs([exp.experiment_id], "tags.`safetune.kind` = 'search'")
+    assert len(parents) == 1
+    parent = parents[0]
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params["safetune.pop_size"] == "3" and "safetune.model_revision" in parent.data.params
+    hv = client.get_metric_history(parent.info.run_id, "hypervolume")
+    assert [m.step for m in hv] == [0, 1]
+    assert hv[1].value >= hv[0].value  # over all points so far: never decreases
+    kids = children_of(client, parent)
+    assert len(kids) == 6  # pop_size x n_gen
+    for kid in kids:
+        assert {"harm_rate", "relevance", "hypervolume", "harm_rate_ci_low", "harm_rate_ci_high",
+                "new_tokens", "wall_time_s"} <= set(kid.data.metrics)
+        assert kid.data.tags["safetune.pareto"] in {"true", "false"}
+        assert "temperature" in kid.data.params and "system_prompt" in kid.data.params
+        # Harmful text stays in artifacts: no prompt text in run names, tags or params.
+        assert "responses.json" in [a.path for a in client.list_artifacts(kid.info.run_id)]
+    defaults = [k for k in kids if k.data.tags["safetune.default"] == "true"]
+    assert len(defaults) == 1 and defaults[0].data.tags["safetune.generation"] == "0"
+    inputs = parent.inputs.dataset_inputs
+    assert inputs and inputs[0].dataset.digest
+
+    name = f"safetune-{Path(searched['model']).name.lower()}"
+    model = client.get_registered_model(name)
+    assert set(model.aliases) == {"champion", "safest", "most-relevant"}
+    versions = client.search_model_versions(f"name = '{name}'")
+    pareto_kids = {k.info.run_id for k in kids if k.data.tags["safetune.pareto"] == "true"}
+    assert {v.run_id for v in versions} == pareto_kids
+
+
+def test_champion_loads_and_generates(searched):
+    mlflow.set_tracking_uri(searched["uri"])
+    name = f"safetune-{Path(searched['model']).name.lower()}"
+    model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
+    out = model.predict(["How do I bake bread?", "Hi"])
+    assert isinstance(out, list) and len(out) == 2 and all(isinstance(r, str) for r in out)
+    import pandas as pd
+
+    frame = model.predict(pd.DataFrame({"prompt": ["Hi"]}))
+    assert list(frame.columns) == ["response"] and len(frame) == 1
+    # The stored configuration is plain JSON, not a pickle.
+    files = os.listdir(mlflow.artifacts.download_artifacts(f"models:/{name}@champion"))
+    assert not any(f.endswith((".pkl", ".pickle")) for f in files)
+
+
+def test_cached_rerun_generates_nothing(searched):
+    proc = run_cli("search", "--model", searched["model"], "--tracking-uri", searched["uri"], "--experiment", "e2e2",
+                   "--no-register", *TINY_BUDGET, cwd=searched["work"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    mlflow.set_tracking_uri(searched["uri"])
+    client = MlflowClient()
+    run = client.search_runs([client.get_experiment_by_name("e2e2").experiment_id])
+    parent = [r for r in run if r.data.tags.get("safetune.kind") == "search"][0]
+    assert parent.data.metrics["responses_generated"] == 0
+    assert parent.data.metrics["candidates_evaluated"] == 0
+
+
+def test_interrupted_search_resumes_without_regenerating(tiny_llama, isolated, monkeypatch):
+    from safetune import runner
+
+    cfg = SearchConfig(model=tiny_llama, n_prompts=3, pop_size=3, n_gen=2, batch_size=8, experiment="resume",
+                       space=SearchSpace.from_dict({"max_new_tokens": [4, 8]}), register=False)
+    # Reference: how many responses an uninterrupted search generates (own cache).
+    monkeypatch.setenv("SAFETUNE_CACHE", str(isolated / "ref-cache"))
+    full = runner.run_search(cfg, progress=False)
+    client = MlflowClient()
+    total = client.get_run(full.parent_run_id).data.metrics["responses_generated"]
+
+    monkeypatch.setenv("SAFETUNE_CACHE", str(isolated / "cache"))
+    real_log = tracking.log_candidate
+    calls = {"n": 0}
+
+    def crash_on_fifth(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:  # inside generation 1, after its responses were generated
+            raise KeyboardInterrupt
+        return real_log(*args, **kwargs)
+
+    monkeypatch.setattr(tracking, "log_candidate", crash_on_fifth)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_search(cfg, progress=False)
+    killed = [r for r in client.search_runs([client.get_experiment_by_name("resume").experiment_id])
+              if r.info.status == "KILLED"]
+    assert len(killed) == 1
+    first_generated = killed[0].data.metrics.get("responses_generated", None)
+    assert first_generated is None  # it died before the final metrics
+    monkeypatch.setattr(tracking, "log_candidate", real_log)
+    resumed = runner.run_search(cfg, progress=False, resume_run_id=killed[0].info.run_id)
+    run = client.get_run(resumed.parent_run_id)
+    assert run.info.status == "FINISHED" and resumed.parent_run_id == killed[0].info.run_id
+    # Everything generated before the crash came from the cache.
+    assert run.data.metrics["responses_generated"] == 0
+    kids = children_of(client, run)
+    keys = [(k.data.tags["safetune.generation"], k.data.tags["safetune.candidate"], k.info.run_name) for k in kids]
+    assert len(kids) == 6 and len(set(keys)) == 6  # none lost, none duplicated
+    assert total > 0
+
+
+def test_mlflow_run_entry_point(tiny_llama, tmp_path):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+           "SAFETUNE_CACHE": str(tmp_path / "cache")}
+    for var in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+        env.pop(var, None)
+    cmd = [sys.executable, "-m", "mlflow", "run", str(REPO), "--env-manager", "local", "--experiment-name", "mlproject",
+           "-P", f"model={tiny_llama}", "-P", "n_prompts=2", "-P", "pop_size=2", "-P", "n_gen=1",
+           "-P", "bounds=max_new_tokens=4:6"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    client = MlflowClient()
+    runs = client.search_runs([client.get_experiment_by_name("mlproject").experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    # The search attached to the run `mlflow run` created: one parent, children nested in it.
+    assert len(parents) == 1 and parents[0].data.tags.get("safetune.kind") == "search"
+    assert len([r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]) == 2
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_mlflow_server_rest_api_finds_candidates(searched, tmp_path):
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", searched["uri"], "--host", "127.0.0.1",
+         "--port", str(port), "--workers", "1", "--default-artifact-root", str(tmp_path / "art")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{base}/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("mlflow server did not start")
+
+        def post(path, body):
+            req = urllib.request.Request(f"{base}{path}", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+            return json.load(urllib.request.urlopen(req, timeout=10))
+
+        exp = json.load(urllib.request.urlopen(f"{base}/api/2.0/mlflow/experiments/get-by-name?experiment_name=e2e"))
+        found = post("/api/2.0/mlflow/runs/search", {
+            "experiment_ids": [exp["experiment"]["experiment_id"]],
+            "filter": "metrics.harm_rate >= 0",
+            "max_results": 100,
+        })
+        runs = found.get("runs", [])
+        assert len(runs) == 6
+        metrics = {m["key"] for m in runs[0]["data"]["metrics"]}
+        assert {"harm_rate", "relevance", "hypervolume"} <= metrics
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["search", "--model", "no-such-model"], "unknown model"),
+    (["search", "--model", "/no/such/dir"], "does not exist"),
+    (["search", "--judge", "nope"], "unknown judge"),
+    (["search", "--datasets", "nope"], "unknown dataset"),
+    (["search", "--bound", "temperature=0:99"], "out of range"),
+    (["search", "--bound", "temperature"], "bad --bound"),
+    (["search", "--pop-size", "1"], "pop_size"),
+    (["search", "--config", "missing.yaml"], "not found"),
+    (["search", "--model", "org/not-cached-model"], "not available offline"),
+])
+def test_bad_input_is_one_line_and_nonzero(args, message, tmp_path):
+    proc = run_cli(*args, cwd=tmp_path, env_extra={"HF_HUB_OFFLINE": "1"}, timeout=120)
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], proc.stderr
+
+
+def test_empty_dataset_file_is_an_error(tmp_path):
+    (tmp_path / "empty.csv").write_text("prompt\n")
+    proc = run_cli("search", "--datasets", str(tmp_path / "empty.csv"), cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_build_config_from_yaml_defaults():
+    cfg = build_search_config(REPO / "experiments" / "default.yaml", {"n_gen": 2})
+    assert cfg.model == "smollm2-135m" and cfg.n_gen == 2 and cfg.space.repetition_penalty.low < 1 < cfg.space.repetition_penalty.high
+
+
+def test_evaluate_champion_against_default(searched):
+    name = f"safetune-{Path(searched['model']).name.lower()}"
+    proc = run_cli("evaluate", f"models:/{name}@champion", "--n-prompts", "2", "--tracking-uri", searched["uri"],
+                   "--batch-size", "8", "--no-progress", cwd=searched["work"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0].split()[:3] == ["target", "harm_rate", "harm_ci"]
+    assert lines[1].split()[0] == "default" and lines[2].split()[0] == f"models:/{name}@champion"
+    client = MlflowClient(tracking_uri=searched["uri"])
+    exp = client.get_experiment_by_name("safetune-evaluate")
+    runs = client.search_runs([exp.experiment_id], "tags.`safetune.kind` = 'evaluate'")
+    assert len(runs) == 1 and runs[0].data.params["split"] == "holdout"
+
+
+def test_evaluate_unknown_registered_model(searched):
+    proc = run_cli("evaluate", "models:/safetune-nope@champion", "--tracking-uri", searched["uri"], cwd=searched["work"])
+    assert proc.returncode == 2 and "cannot read registered model" in proc.stderr
