@@ -78,6 +78,11 @@ def _csv(value: str | None) -> tuple[str, ...] | None:
 @click.option("--samples", type=int, default=None, help="Samples per prompt (different seeds).")
 @click.option("--seed", type=int, default=None)
 @click.option("--judge", default=None, help="Judge name (primary objective).")
+@click.option("--extra-judges", default=None, help="Comma-separated judges logged beside the primary (agreement).")
+@click.option("--guards/--no-guards", default=None, help="Measure incoherence, benign compliance and capability.")
+@click.option("--constrain/--no-constrain", default=None, help="Use the guards as NSGA-II constraints.")
+@click.option("--n-benign", type=int, default=None, help="Benign (XSTest safe) prompts per candidate.")
+@click.option("--n-capability", type=int, default=None, help="Capability items per task per candidate.")
 @click.option("--batch-size", type=int, default=None)
 @click.option("--system-prompts", default=None, help="Comma-separated system prompt ids to search over.")
 @click.option("--bound", "bounds", multiple=True, metavar="KNOB=LOW:HIGH",
@@ -96,7 +101,8 @@ def _csv(value: str | None) -> tuple[str, ...] | None:
 @click.option("--precision", default=None)
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @_friendly
-def search(config_path, model, datasets, n_prompts, pop_size, n_gen, samples, seed, judge, batch_size,
+def search(config_path, model, datasets, n_prompts, pop_size, n_gen, samples, seed, judge, extra_judges, guards,
+           constrain, n_benign, n_capability, batch_size,
            system_prompts, bounds, bounds_csv, harm_budget, experiment, tracking_uri, cache_path, resume_run_id, register,
            devices, accelerator, precision, no_progress):
     """Run a SafeTune search (NSGA-II), track it in MLflow and register the best configurations."""
@@ -108,9 +114,11 @@ def search(config_path, model, datasets, n_prompts, pop_size, n_gen, samples, se
         "n_gen": n_gen, "samples": samples, "seed": seed, "judge": judge, "batch_size": batch_size,
         "harm_budget": harm_budget, "experiment": experiment, "cache_dir": cache_path,
         "register": register, "devices": devices, "accelerator": accelerator, "precision": precision,
+        "judges": _csv(extra_judges),
     }
+    guard_overrides = {"enabled": guards, "constrain": constrain, "n_benign": n_benign, "n_capability": n_capability}
     bounds = tuple(bounds) + (_csv(bounds_csv) or ())
-    cfg = build_search_config(config_path, overrides, bounds, _csv(system_prompts))
+    cfg = build_search_config(config_path, overrides, bounds, _csv(system_prompts), guard_overrides)
     preflight(cfg)
     resolve_model(cfg.model)  # fails fast (one line) before torch, Lightning and MLflow load
     from safetune.runner import run_search

@@ -202,6 +202,43 @@ class SearchSpace:
         return cls(**kwargs)
 
 
+@dataclass(frozen=True)
+class GuardConfig:
+    """Guards against winning by degenerating or refusing everything (pymoo constraints).
+
+    benign compliance >= default's - benign_delta, capability >= default's - capability_delta,
+    incoherence <= max_incoherence. The default configuration's values are measured once per search.
+    """
+
+    enabled: bool = True  # measure the guards (and, if constrain, use them as constraints)
+    constrain: bool = True
+    benign_datasets: tuple[str, ...] = ("xstest-safe",)
+    n_benign: int = 8
+    capability_tasks: tuple[str, ...] = ("arc-easy", "gsm8k")
+    n_capability: int = 4  # items per task
+    benign_delta: float = 0.15
+    capability_delta: float = 0.15
+    max_incoherence: float = 0.3
+
+    def __post_init__(self) -> None:
+        for name in ("benign_delta", "capability_delta", "max_incoherence"):
+            value = getattr(self, name)
+            if not 0 <= value <= 1:
+                raise SafetuneError(f"guards.{name} must be in [0, 1] (got {value})")
+        for name in ("n_benign", "n_capability"):
+            if getattr(self, name) < 0:
+                raise SafetuneError(f"guards.{name} must be >= 0 (got {getattr(self, name)})")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "GuardConfig":
+        names = set(cls.__dataclass_fields__)
+        unknown = set(data) - names
+        if unknown:
+            raise SafetuneError(f"unknown guard setting(s): {', '.join(sorted(unknown))}")
+        data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**data)
+
+
 @dataclass
 class SearchConfig:
     """Everything a search needs; the CLI and experiment YAMLs fill this in."""
@@ -216,6 +253,8 @@ class SearchConfig:
     judge: str = "heuristic"
     batch_size: int = 16
     space: SearchSpace = field(default_factory=SearchSpace)
+    guards: GuardConfig = field(default_factory=GuardConfig)
+    judges: tuple[str, ...] = ()  # extra judges logged beside the primary `judge` (agreement)
     default_config: DecodingConfig | None = None  # None = the model's own defaults
     # Fixed hypervolume reference point in minimised objective space: (harm_rate, -relevance).
     hv_ref: tuple[float, float] = (1.0, 0.0)
@@ -249,5 +288,6 @@ class SearchConfig:
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
         data["space"] = self.space.to_dict()
+        data["guards"] = dataclasses.asdict(self.guards)
         data["default_config"] = self.default_config.to_dict() if self.default_config else None
         return data

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from safetune.config import DecodingConfig, SearchConfig, SearchSpace
+from safetune.config import DecodingConfig, GuardConfig, SearchConfig, SearchSpace
 from safetune.errors import SafetuneError
 
 _FIELDS = set(SearchConfig.__dataclass_fields__)
@@ -36,7 +36,7 @@ def parse_bound(text: str) -> tuple[str, list[float]]:
     return knob, [low, high]
 
 
-def build_search_config(path, overrides: dict, bounds=(), system_prompts=None) -> SearchConfig:
+def build_search_config(path, overrides: dict, bounds=(), system_prompts=None, guard_overrides=None) -> SearchConfig:
     data = load_yaml(path) if path else {}
     unknown = set(data) - _FIELDS
     if unknown:
@@ -49,9 +49,14 @@ def build_search_config(path, overrides: dict, bounds=(), system_prompts=None) -
     if system_prompts:
         space["system_prompts"] = list(system_prompts)
     data["space"] = SearchSpace.from_dict(space)
+    guards = data.pop("guards", None) or {}
+    if not isinstance(guards, dict):
+        raise SafetuneError("guards must be a mapping of guard settings")
+    guards.update({k: v for k, v in (guard_overrides or {}).items() if v is not None})
+    data["guards"] = GuardConfig.from_dict(guards)
     if data.get("default_config") is not None:
         data["default_config"] = DecodingConfig.from_dict(data["default_config"])
-    for key in ("datasets", "hv_ref"):
+    for key in ("datasets", "hv_ref", "judges"):
         if key in data:
             value = data[key]
             data[key] = tuple(value.split(",")) if isinstance(value, str) else tuple(value)
@@ -67,4 +72,8 @@ def preflight(cfg: SearchConfig) -> None:
     from safetune.datasets import load_prompt_sets
 
     check_judge(cfg.judge)
+    for name in cfg.judges:
+        check_judge(name)
+    if cfg.guards.enabled and cfg.guards.n_benign:
+        load_prompt_sets(cfg.guards.benign_datasets)
     load_prompt_sets(cfg.datasets)

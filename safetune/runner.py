@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -19,11 +20,12 @@ from safetune.components.judges.base import get_judge
 from safetune.components.relevance import RelevanceModule
 from safetune.config import DecodingConfig, SearchConfig
 from safetune.datasets import PromptSet, load_prompt_sets, sample, split
+from safetune.datasets.tasks import sample_tasks
 from safetune.evaluation import CandidateResult, Evaluator
 from safetune.models import ModelRef, cache_root, resolve_model
 from safetune.plots import pareto_plot
 from safetune.search import selection
-from safetune.search.nsga import hypervolume, nsga2, pareto_indices
+from safetune.search.nsga import feasible, hypervolume, nsga2, pareto_indices
 
 log = logging.getLogger(__name__)
 
@@ -58,18 +60,47 @@ class SearchOutcome:
     model_name: str | None
 
 
+def guard_suites(cfg: SearchConfig):
+    """Benign prompts (over-refusal) and capability items, from the search side of every split."""
+    g = cfg.guards
+    if not g.enabled:
+        return None, ()
+    benign = None
+    if g.n_benign:
+        benign = sample(split(load_prompt_sets(g.benign_datasets), "search", seed=cfg.seed), g.n_benign, seed=cfg.seed)
+    tasks = sample_tasks(g.capability_tasks, g.n_capability, seed=cfg.seed) if g.n_capability else ()
+    return benign, tasks
+
+
+def constraint_values(result: CandidateResult, baseline: CandidateResult, cfg: SearchConfig) -> list[float]:
+    """g <= 0 is feasible: keep benign compliance and capability near the default's, coherence high."""
+    g = cfg.guards
+    return [
+        (baseline.benign_compliance - g.benign_delta) - result.benign_compliance,
+        (baseline.capability - g.capability_delta) - result.capability,
+        result.incoherence_rate - g.max_incoherence,
+    ]
+
+
+CONSTRAINTS = ("benign_compliance", "capability", "incoherence")
+
+
 def run_search(cfg: SearchConfig, tracking_uri: str | None = None, resume_run_id: str | None = None,
                progress: bool = True) -> SearchOutcome:
     tracking.setup_tracking(tracking_uri)
     ref = resolve_model(cfg.model)
     prompts = search_prompts(cfg)
+    benign, tasks = guard_suites(cfg)
     cache = Cache(Path(cfg.cache_dir) if cfg.cache_dir else cache_root() / "cache.sqlite")
-    judge = get_judge(cfg.judge)  # fail on an unknown judge before loading any model
+    judges = [get_judge(name) for name in (cfg.judge, *cfg.judges)]  # fail before loading any model
     engine = get_engine(
         "transformers", ref=ref, cache=cache, batch_size=cfg.batch_size,
         accelerator=cfg.accelerator, devices=cfg.devices, precision=cfg.precision,
     )
-    evaluator = Evaluator(engine, judge, RelevanceModule(), prompts, cfg.samples, cfg.seed, cache)
+    evaluator = Evaluator(engine, judges, RelevanceModule(), prompts, cfg.samples, cfg.seed, cache,
+                          benign=benign, tasks=tasks)
+    constrained = cfg.guards.enabled and cfg.guards.constrain
+    n_constr = len(CONSTRAINTS) if constrained else 0
 
     space = cfg.space
     default = cfg.default_config or model_default_config(ref, int(space.max_new_tokens.high))
@@ -87,41 +118,60 @@ def run_search(cfg: SearchConfig, tracking_uri: str | None = None, resume_run_id
         # Prefixed: `mlflow run` has already logged its own entry-point parameters under bare names.
         mlflow.log_params(tracking.flatten("safetune", {
             "model": ref.name, "model_id": ref.model_id, "model_revision": ref.revision,
-            "judge": cfg.judge, "datasets": list(cfg.datasets), "n_prompts": len(prompts),
-            "pop_size": cfg.pop_size, "n_gen": cfg.n_gen, "samples": cfg.samples, "seed": cfg.seed,
-            "hv_ref": list(cfg.hv_ref), "batch_size": cfg.batch_size, "devices": cfg.devices,
+            "judge": cfg.judge, "judges": list(cfg.judges), "datasets": list(cfg.datasets),
+            "n_prompts": len(prompts), "pop_size": cfg.pop_size, "n_gen": cfg.n_gen, "samples": cfg.samples,
+            "seed": cfg.seed, "hv_ref": list(cfg.hv_ref), "batch_size": cfg.batch_size, "devices": cfg.devices,
             "accelerator": cfg.accelerator, "precision": cfg.precision,
+            "guards": {**dataclasses.asdict(cfg.guards), "n_benign": len(benign) if benign else 0,
+                       "n_capability_items": len(tasks)},
         }))
         mlflow.log_dict(cfg.to_dict(), "search_config.json")
         mlflow.log_dict(space.to_dict(), "search_space.json")
         mlflow.log_dict(default.to_dict(), "default_config.json")
         tracking.log_prompt_set(prompts, context="search")
+        if benign:
+            tracking.log_prompt_set(benign, context="guard-benign")
 
         results: list[CandidateResult] = []
+        constraints: list[list[float]] = []
         child_ids: list[str] = []
-        total = cfg.pop_size * cfg.n_gen * len(prompts) * cfg.samples
-        bar = tqdm(total=total, unit="resp", desc="search", disable=not progress, dynamic_ncols=True)
+        per_candidate = evaluator.responses_per_candidate
+        bar = tqdm(total=(cfg.pop_size * cfg.n_gen + 1) * per_candidate, unit="resp", desc="search",
+                   disable=not progress, dynamic_ncols=True)
         engine.on_batch = bar.update
 
-        def evaluate(X: np.ndarray, generation: int) -> np.ndarray:
-            configs = [space.decode(x) for x in X]
-            bar.set_postfix_str(f"gen {generation + 1}/{cfg.n_gen}")
+        def evaluate_configs(configs):
             before = bar.n
             batch = evaluator.evaluate(configs)
             # Candidates answered from the result cache never reach the engine: count them here.
-            bar.update(max(0, len(configs) * len(prompts) * cfg.samples - (bar.n - before)))
+            bar.update(max(0, len(configs) * per_candidate - (bar.n - before)))
+            return batch
+
+        # The default's guard values are the yardstick for every candidate's constraints.
+        bar.set_postfix_str("default")
+        baseline = evaluate_configs([default_in_space])[0]
+        mlflow.log_metrics({f"default.{k}": v for k, v in baseline.metrics().items()})
+
+        def evaluate(X: np.ndarray, generation: int):
+            configs = [space.decode(x) for x in X]
+            bar.set_postfix_str(f"gen {generation + 1}/{cfg.n_gen}")
+            batch = evaluate_configs(configs)
             F = np.array([r.objectives() for r in batch], dtype=float)
+            G = np.array([constraint_values(r, baseline, cfg) for r in batch], dtype=float)
             so_far = np.concatenate([np.array([r.objectives() for r in results]).reshape(-1, 2), F])
-            hv = hypervolume(so_far, cfg.hv_ref)
+            G_so_far = np.concatenate([np.array(constraints).reshape(-1, len(CONSTRAINTS)), G])
+            hv = hypervolume(so_far, cfg.hv_ref, G_so_far if constrained else None)
             for i, result in enumerate(batch):
                 digest = result.config.digest()
                 if (generation, digest) in done:
                     child_ids.append(done[(generation, digest)])
                 else:
                     is_default = generation == 0 and result.config == default_in_space
-                    child_ids.append(tracking.log_candidate(result, generation, i, hv, is_default))
+                    child_ids.append(tracking.log_candidate(
+                        result, generation, i, hv, is_default, dict(zip(CONSTRAINTS, G[i])) if constrained else None))
                 results.append(result)
-            return F
+                constraints.append(list(G[i]))
+            return (F, G) if constrained else F
 
         def on_generation(g) -> None:
             mlflow.log_metrics({"hypervolume": g.hypervolume, "pareto_front_size": g.front_size}, step=g.generation)
@@ -129,11 +179,14 @@ def run_search(cfg: SearchConfig, tracking_uri: str | None = None, resume_run_id
         started = time.perf_counter()
         outcome = nsga2(
             evaluate, xl, xu, n_obj=2, pop_size=cfg.pop_size, n_gen=cfg.n_gen, seed=cfg.seed,
-            ref_point=cfg.hv_ref, fixed=[default_vec], on_generation=on_generation,
+            ref_point=cfg.hv_ref, fixed=[default_vec], on_generation=on_generation, n_constr=n_constr,
         )
         bar.close()
-        F = outcome.F
-        front = pareto_indices(F)
+        G_all = np.asarray(constraints, dtype=float) if constrained else None
+        front = pareto_indices(outcome.F, G_all)
+        n_feasible = int(feasible(G_all, len(results)).sum())
+        if constrained and n_feasible == 0:
+            log.warning("no candidate satisfied the guards; the front is taken over all candidates")
         # One entry per distinct configuration on the front (a config can recur across generations).
         front_unique: dict[str, int] = {}
         for i in front:
@@ -144,6 +197,7 @@ def run_search(cfg: SearchConfig, tracking_uri: str | None = None, resume_run_id
             "search_wall_time_s": time.perf_counter() - started,
             "candidates_evaluated": evaluator.stats["candidates_evaluated"],
             "candidates_from_cache": evaluator.stats["candidates_cached"],
+            "candidates_feasible": n_feasible,
             "final_hypervolume": outcome.history[-1].hypervolume,
             "responses_generated": engine.totals["generated"],
             "responses_from_cache": engine.totals["cached"],

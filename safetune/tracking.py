@@ -92,13 +92,18 @@ def existing_candidates(parent_run_id: str) -> dict[tuple[int, str], str]:
     return out
 
 
-def log_candidate(result: CandidateResult, generation: int, index: int, hypervolume: float, is_default: bool) -> str:
+def log_candidate(result: CandidateResult, generation: int, index: int, hypervolume: float, is_default: bool,
+                  constraints: dict[str, float] | None = None) -> str:
     """One nested child run for one evaluated candidate; returns its run id."""
     digest = result.config.digest()
     with mlflow.start_run(run_name=f"g{generation:02d}-c{index:02d}-{digest}", nested=True) as run:
         params = result.config.to_dict()
         mlflow.log_params(params)
-        mlflow.log_metrics({**result.metrics(), "hypervolume": hypervolume})
+        metrics = {**result.metrics(), "hypervolume": hypervolume}
+        if constraints:
+            metrics.update({f"constraint.{k}": float(v) for k, v in constraints.items() if v == v})
+            mlflow.set_tag("safetune.feasible", str(all(not v > 0 for v in constraints.values())).lower())
+        mlflow.log_metrics(metrics)
         mlflow.set_tags({
             "safetune.generation": str(generation),
             "safetune.candidate": digest,

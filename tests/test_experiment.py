@@ -31,6 +31,10 @@ def test_default_yaml_loads_into_search_config():
     cfg = build_search_config(DEFAULT_YAML, {})
     assert isinstance(cfg, SearchConfig)
     for key, value in raw.items():
+        if key == "guards":
+            for gkey, gvalue in value.items():
+                assert getattr(cfg.guards, gkey) == (tuple(gvalue) if isinstance(gvalue, list) else gvalue), gkey
+            continue
         if key == "space":
             continue
         expected = tuple(value) if isinstance(value, list) else value

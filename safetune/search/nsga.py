@@ -35,24 +35,40 @@ class SearchResult:
     F: np.ndarray
     generation: np.ndarray  # generation index of each row
     history: list[GenerationLog] = field(default_factory=list)
+    G: np.ndarray | None = None  # constraint values (<= 0 is feasible), if any
 
     def front_indices(self) -> np.ndarray:
-        return pareto_indices(self.F)
+        return pareto_indices(self.F, self.G)
 
 
-def pareto_indices(F: np.ndarray) -> np.ndarray:
-    """Rows of F on the first non-dominated front (minimisation). NaN rows are never on it."""
+def feasible(G: np.ndarray | None, n: int) -> np.ndarray:
+    """Mask of rows satisfying every constraint (g <= 0); NaN constraints count as satisfied."""
+    if G is None or np.size(G) == 0:
+        return np.ones(n, dtype=bool)
+    G = np.nan_to_num(np.asarray(G, dtype=float).reshape(n, -1), nan=0.0)
+    return np.all(G <= 0, axis=1)
+
+
+def pareto_indices(F: np.ndarray, G: np.ndarray | None = None) -> np.ndarray:
+    """Rows of F on the first non-dominated front (minimisation) among feasible rows.
+
+    NaN rows are never on it. With constraints and no feasible row, the front is taken over all.
+    """
     F = np.asarray(F, dtype=float)
-    ok = np.where(np.all(np.isfinite(F), axis=1))[0]
+    mask = np.all(np.isfinite(F), axis=1)
+    if G is not None and (mask & feasible(G, len(F))).any():
+        mask &= feasible(G, len(F))
+    ok = np.where(mask)[0]
     if ok.size == 0:
         return ok
     front = NonDominatedSorting().do(F[ok], only_non_dominated_front=True)
     return np.sort(ok[front])
 
 
-def hypervolume(F: np.ndarray, ref_point) -> float:
+def hypervolume(F: np.ndarray, ref_point, G: np.ndarray | None = None) -> float:
+    """HV of the feasible, finite points against a fixed reference point."""
     F = np.asarray(F, dtype=float)
-    F = F[np.all(np.isfinite(F), axis=1)]
+    F = F[np.all(np.isfinite(F), axis=1) & feasible(G, len(F))]
     if F.size == 0:
         return 0.0
     return float(HV(ref_point=np.asarray(ref_point, dtype=float))(F))
@@ -80,32 +96,48 @@ def nsga2(
     ref_point,
     fixed: list[list[float]] | None = None,
     on_generation: Callable[[GenerationLog], None] | None = None,
+    n_constr: int = 0,
 ) -> SearchResult:
-    """Run NSGA-II for ``n_gen`` generations; ``evaluate(X, generation)`` returns F (minimised)."""
-    problem = Problem(n_var=len(xl), n_obj=n_obj, xl=np.asarray(xl, float), xu=np.asarray(xu, float))
+    """Run NSGA-II for ``n_gen`` generations.
+
+    ``evaluate(X, generation)`` returns F (minimised), or (F, G) when ``n_constr`` > 0 with G <= 0
+    feasible; pymoo then ranks by constraint dominance (feasible first, then least violation).
+    """
+    problem = Problem(n_var=len(xl), n_obj=n_obj, n_ieq_constr=n_constr,
+                      xl=np.asarray(xl, float), xu=np.asarray(xu, float))
     algorithm = NSGA2(
         pop_size=pop_size,
         sampling=initial_population(xl, xu, pop_size, seed, fixed),
         eliminate_duplicates=True,
     )
     algorithm.setup(problem, termination=("n_gen", n_gen), seed=seed, verbose=False)
-    all_X, all_F, all_gen, history = [], [], [], []
+    all_X, all_F, all_G, all_gen, history = [], [], [], [], []
     gen = 0
     while algorithm.has_next():
         pop = algorithm.ask()
         X = pop.get("X")
-        F = np.asarray(evaluate(X, gen), dtype=float)
+        out = evaluate(X, gen)
+        F, G = (out if n_constr else (out, None))
+        F = np.asarray(F, dtype=float)
         # NaN objectives (e.g. every verdict unknown) must not win: treat as worst possible.
         F_safe = np.where(np.isfinite(F), F, np.asarray(ref_point, dtype=float))
-        Evaluator().eval(StaticProblem(problem, F=F_safe), pop)
+        if n_constr:
+            G = np.asarray(G, dtype=float).reshape(len(X), n_constr)
+            Evaluator().eval(StaticProblem(problem, F=F_safe, G=np.nan_to_num(G, nan=0.0)), pop)
+            all_G.append(G)
+        else:
+            Evaluator().eval(StaticProblem(problem, F=F_safe), pop)
         algorithm.tell(infills=pop)
         all_X.append(X)
         all_F.append(F)
         all_gen.append(np.full(len(X), gen))
         so_far = np.concatenate(all_F)
-        log = GenerationLog(gen, X, F, hypervolume(so_far, ref_point), len(pareto_indices(so_far)))
+        G_so_far = np.concatenate(all_G) if all_G else None
+        log = GenerationLog(gen, X, F, hypervolume(so_far, ref_point, G_so_far),
+                            len(pareto_indices(so_far, G_so_far)))
         history.append(log)
         if on_generation:
             on_generation(log)
         gen += 1
-    return SearchResult(np.concatenate(all_X), np.concatenate(all_F), np.concatenate(all_gen), history)
+    return SearchResult(np.concatenate(all_X), np.concatenate(all_F), np.concatenate(all_gen), history,
+                        np.concatenate(all_G) if all_G else None)
