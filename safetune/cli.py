@@ -10,6 +10,7 @@ import functools
 import json
 import logging
 import os
+import signal
 import sys
 import warnings
 
@@ -30,6 +31,10 @@ def _quiet_libraries() -> None:
     for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "mlflow",
                  "transformers", "sentence_transformers", "alembic", "httpx"):
         logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _friendly(fn):
@@ -56,6 +61,9 @@ def main(log_level: str) -> None:
     """Search an LLM's decoding configuration and system prompt for safer answers."""
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     _quiet_libraries()
+    # SIGTERM (e.g. `kill`, a scheduler's timeout) ends a search like Ctrl-C: run marked KILLED, cache
+    # kept. Lightning chains to this handler while it predicts, so it works mid-generation too.
+    signal.signal(signal.SIGTERM, _terminate)
     if log_level.upper() == "DEBUG":
         logging.getLogger("lightning").setLevel(logging.INFO)
 

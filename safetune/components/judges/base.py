@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import importlib
+import inspect
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -43,6 +44,9 @@ class Judge(abc.ABC):
 # Lazy registry: name -> "module:factory". Importing a judge module costs nothing until used.
 _REGISTRY: dict[str, str] = {
     "heuristic": "safetune.components.judges.heuristic:HeuristicJudge",
+    "llama-guard": "safetune.components.judges.llama_guard:LlamaGuardJudge",
+    "harmbench-classifier": "safetune.components.judges.harmbench_cls:HarmBenchClassifierJudge",
+    "criteria": "safetune.components.judges.criteria:CriteriaJudge",
 }
 _FACTORIES: dict[str, Callable[..., Judge]] = {}
 
@@ -58,16 +62,35 @@ def judge_names() -> list[str]:
     return sorted(set(_REGISTRY) | set(_FACTORIES))
 
 
+def parse_judge_spec(spec: str) -> tuple[str, dict]:
+    """'NAME' -> (NAME, {}); 'NAME=MODEL' -> (NAME, {'model': MODEL}) for model-backed judges, where
+    MODEL is an alias, hub id or local folder (e.g. 'llama-guard=/models/Llama-Guard-3-8B')."""
+    name, sep, model = spec.partition("=")
+    name, model = name.strip(), model.strip()
+    if sep and not model:
+        raise SafetuneError(f"judge {spec!r}: no model after '=' (use NAME=MODEL)")
+    return name, ({"model": model} if sep else {})
+
+
 def check_judge(name: str) -> None:
-    """Fail fast on an unknown judge name, without importing the judge."""
-    if name not in _FACTORIES and name not in _REGISTRY:
-        raise SafetuneError(f"unknown judge {name!r}; known judges: {', '.join(judge_names())}")
+    """Fail fast on an unknown judge name (or NAME=MODEL spec), without importing the judge."""
+    base, _ = parse_judge_spec(name)
+    if base not in _FACTORIES and base not in _REGISTRY:
+        raise SafetuneError(f"unknown judge {base!r}; known judges: {', '.join(judge_names())}")
 
 
 def get_judge(name: str, **kwargs) -> Judge:
     check_judge(name)
+    name, spec_kwargs = parse_judge_spec(name)
+    if spec_kwargs and "model" in kwargs:
+        raise SafetuneError(f"judge {name!r}: model given twice (in the spec and as an argument)")
     if name in _FACTORIES:
-        return _FACTORIES[name](**kwargs)
-    module_name, attr = _REGISTRY[name].split(":")
-    factory = getattr(importlib.import_module(module_name), attr)
-    return factory(**kwargs)
+        factory = _FACTORIES[name]
+    else:
+        module_name, attr = _REGISTRY[name].split(":")
+        factory = getattr(importlib.import_module(module_name), attr)
+    if spec_kwargs:
+        params = inspect.signature(factory).parameters
+        if "model" not in params and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            raise SafetuneError(f"judge {name!r} takes no model; use it without '=MODEL'")
+    return factory(**spec_kwargs, **kwargs)
