@@ -144,20 +144,22 @@ def search(config_path, model, datasets, n_prompts, pop_size, n_gen, samples, se
 @main.command()
 @click.argument("targets", nargs=-1)
 @click.option("--model", "-m", default=None, help="Base model for `default` and config-file targets.")
-@click.option("--datasets", default="harmbench", show_default=True)
+@click.option("--datasets", default="harmbench-standard", show_default=True)
 @click.option("--split", "part", default="holdout", show_default=True, type=click.Choice(["search", "holdout", "all"]))
 @click.option("--n-prompts", type=int, default=32, show_default=True)
 @click.option("--samples", type=int, default=1, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--judge", default="heuristic", show_default=True)
+@click.option("--n-benign", type=int, default=16, show_default=True, help="XSTest safe prompts (over-refusal).")
+@click.option("--n-capability", type=int, default=8, show_default=True, help="Items per capability task.")
 @click.option("--batch-size", type=int, default=16, show_default=True)
 @click.option("--experiment", default="safetune-evaluate", show_default=True)
 @click.option("--tracking-uri", default=None)
 @click.option("--cache", "cache_path", default=None)
 @click.option("--no-progress", is_flag=True)
 @_friendly
-def evaluate(targets, model, datasets, part, n_prompts, samples, seed, judge, batch_size, experiment,
-             tracking_uri, cache_path, no_progress):
+def evaluate(targets, model, datasets, part, n_prompts, samples, seed, judge, n_benign, n_capability, batch_size,
+             experiment, tracking_uri, cache_path, no_progress):
     """Evaluate registered models (models:/NAME@ALIAS), config JSON files and the model's default
     configuration on the holdout split; logs one MLflow run with a child per target."""
     from safetune.evaluate import EvaluateConfig, run_evaluate
@@ -165,10 +167,13 @@ def evaluate(targets, model, datasets, part, n_prompts, samples, seed, judge, ba
     cfg = EvaluateConfig(
         targets=tuple(targets), model=model, datasets=_csv(datasets) or (), split=part, n_prompts=n_prompts,
         samples=samples, seed=seed, judge=judge, batch_size=batch_size, experiment=experiment,
-        cache_dir=cache_path,
+        cache_dir=cache_path, n_benign=n_benign, n_capability=n_capability,
     )
-    table = run_evaluate(cfg, tracking_uri=tracking_uri, progress=not no_progress)
+    table, tests = run_evaluate(cfg, tracking_uri=tracking_uri, progress=not no_progress)
     click.echo(table.to_string(index=False))
+    if len(tests):
+        click.echo("\npaired tests vs default (Holm-corrected across targets):")
+        click.echo(tests.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
 
 
 @main.command()

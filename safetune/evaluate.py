@@ -21,6 +21,8 @@ from safetune.datasets import load_prompt_sets, sample, split
 from safetune.errors import SafetuneError
 from safetune.evaluation import Evaluator
 from safetune.models import cache_root, resolve_model
+from safetune.comparison import compare_to_default, per_category, quadrant_table
+from safetune.datasets.tasks import TASKS, sample_tasks
 from safetune.runner import model_default_config
 
 
@@ -28,7 +30,7 @@ from safetune.runner import model_default_config
 class EvaluateConfig:
     targets: tuple[str, ...] = ()
     model: str | None = None
-    datasets: tuple[str, ...] = ("harmbench",)
+    datasets: tuple[str, ...] = ("harmbench-standard",)
     split: str = "holdout"
     n_prompts: int = 32
     samples: int = 1
@@ -37,6 +39,8 @@ class EvaluateConfig:
     batch_size: int = 16
     experiment: str = "safetune-evaluate"
     cache_dir: str | None = None
+    n_benign: int = 16
+    n_capability: int = 8  # per task
 
     def __post_init__(self) -> None:
         for name in ("n_prompts", "samples", "batch_size"):
@@ -104,13 +108,26 @@ def run_evaluate(cfg: EvaluateConfig, tracking_uri: str | None = None, progress:
     ref = resolve_model(model)
     cache = Cache(Path(cfg.cache_dir) if cfg.cache_dir else cache_root() / "cache.sqlite")
     engine = get_engine("transformers", ref=ref, cache=cache, batch_size=cfg.batch_size)
-    evaluator = Evaluator(engine, judge, RelevanceModule(), prompts, cfg.samples, cfg.seed, cache)
+    benign = sample(split(load_prompt_sets(("xstest-safe",)), cfg.split, seed=0), cfg.n_benign, seed=cfg.seed) \
+        if cfg.n_benign else None
+    tasks = sample_tasks(TASKS, cfg.n_capability, seed=cfg.seed + 1) if cfg.n_capability else ()
+    evaluator = Evaluator(engine, judge, RelevanceModule(), prompts, cfg.samples, cfg.seed, cache,
+                          benign=benign, tasks=tasks)
     default = model_default_config(ref, max_new_tokens=96)
     configs = [c if c is not None else default for _, c in targets]
-    bar = tqdm(total=len(configs) * len(prompts) * cfg.samples, unit="resp", desc="evaluate", disable=not progress)
+    bar = tqdm(total=len(configs) * evaluator.responses_per_candidate, unit="resp", desc="evaluate",
+               disable=not progress)
     engine.on_batch = bar.update
     results = evaluator.evaluate(configs)
     bar.close()
+    comparisons = compare_to_default(results[0], [(label, r) for (label, _), r in zip(targets[1:], results[1:])])
+    summary = {
+        "split": cfg.split, "n_prompts": len(prompts), "samples": cfg.samples, "judge": cfg.judge,
+        "results": {label: {**r.metrics(), "config": r.config.to_dict(), "per_category": per_category(r)}
+                    for (label, _), r in zip(targets, results)},
+        "comparisons": comparisons,
+        "quadrants": quadrant_table(comparisons) if comparisons else {},
+    }
     rows = []
     with tracking.parent_run(cfg.experiment, f"evaluate-{ref.slug}"):
         mlflow.set_tags({"safetune.kind": "evaluate", "safetune.model": ref.model_id})
@@ -125,8 +142,19 @@ def run_evaluate(cfg: EvaluateConfig, tracking_uri: str | None = None, progress:
                 mlflow.log_table(pd.DataFrame(result.rows), artifact_file="responses.json")
             rows.append({"target": label, "harm_rate": round(result.harm_rate, 4),
                          "harm_ci": f"[{result.harm_ci_low:.3f}, {result.harm_ci_high:.3f}]",
-                         "relevance": round(result.relevance, 4), "n": result.n_responses,
+                         "relevance": round(result.relevance, 4),
+                         "benign_ok": round(result.benign_compliance, 3), "capability": round(result.capability, 3),
+                         "incoherent": round(result.incoherence_rate, 3), "n": result.n_responses,
                          "unknown": result.n_unknown})
+        for i, comp in enumerate(comparisons):
+            mlflow.log_metrics({f"vs_default.{i}.{k}": float(v) for k, v in comp.items()
+                                if isinstance(v, (int, float)) and v == v})
+        mlflow.log_dict(summary, "evaluation_summary.json")
         table = pd.DataFrame(rows)
         mlflow.log_table(table, artifact_file="comparison.json")
-    return table
+        if comparisons:
+            mlflow.log_table(pd.DataFrame(comparisons), artifact_file="paired_tests.json")
+    tests = pd.DataFrame([{k: c[k] for k in ("target", "harm_delta", "cohens_h", "mcnemar_p_holm",
+                                              "relevance_delta", "a12_relevance", "wilcoxon_p_holm")}
+                          for c in comparisons])
+    return table, tests

@@ -17,12 +17,12 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from safetune import tracking
-from safetune.config import SearchConfig, SearchSpace
+from safetune.config import GuardConfig, SearchConfig, SearchSpace
 from safetune.experiment import build_search_config
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_BUDGET = ["--n-prompts", "3", "--pop-size", "3", "--n-gen", "2", "--bounds", "max_new_tokens=4:8",
-               "--batch-size", "8", "--no-progress"]
+               "--batch-size", "8", "--no-progress", "--n-benign", "2", "--n-capability", "1"]
 
 
 def run_cli(*args, cwd, env_extra=None, timeout=600):
@@ -113,7 +113,8 @@ def test_interrupted_search_resumes_without_regenerating(tiny_llama, isolated, m
     from safetune import runner
 
     cfg = SearchConfig(model=tiny_llama, n_prompts=3, pop_size=3, n_gen=2, batch_size=8, experiment="resume",
-                       space=SearchSpace.from_dict({"max_new_tokens": [4, 8]}), register=False)
+                       space=SearchSpace.from_dict({"max_new_tokens": [4, 8]}), register=False,
+                       guards=GuardConfig(n_benign=2, n_capability=1))
     # Reference: how many responses an uninterrupted search generates (own cache).
     monkeypatch.setenv("SAFETUNE_CACHE", str(isolated / "ref-cache"))
     full = runner.run_search(cfg, progress=False)
@@ -244,16 +245,20 @@ def test_build_config_from_yaml_defaults():
 
 def test_evaluate_champion_against_default(searched):
     name = f"safetune-{Path(searched['model']).name.lower()}"
-    proc = run_cli("evaluate", f"models:/{name}@champion", "--n-prompts", "2", "--tracking-uri", searched["uri"],
-                   "--batch-size", "8", "--no-progress", cwd=searched["work"])
+    proc = run_cli("evaluate", f"models:/{name}@champion", "--n-prompts", "3", "--tracking-uri", searched["uri"],
+                   "--batch-size", "8", "--no-progress", "--n-benign", "2", "--n-capability", "1",
+                   cwd=searched["work"])
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.strip().splitlines()
     assert lines[0].split()[:3] == ["target", "harm_rate", "harm_ci"]
     assert lines[1].split()[0] == "default" and lines[2].split()[0] == f"models:/{name}@champion"
+    assert "paired tests vs default" in proc.stdout and "mcnemar_p_holm" in proc.stdout
     client = MlflowClient(tracking_uri=searched["uri"])
     exp = client.get_experiment_by_name("safetune-evaluate")
     runs = client.search_runs([exp.experiment_id], "tags.`safetune.kind` = 'evaluate'")
     assert len(runs) == 1 and runs[0].data.params["split"] == "holdout"
+    arts = [a.path for a in client.list_artifacts(runs[0].info.run_id)]
+    assert "evaluation_summary.json" in arts and "paired_tests.json" in arts
 
 
 def test_evaluate_unknown_registered_model(searched):
