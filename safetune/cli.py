@@ -83,6 +83,8 @@ def _csv(value: str | None) -> tuple[str, ...] | None:
 @click.option("--n-prompts", type=int, default=None, help="Prompts from the search split per candidate.")
 @click.option("--pop-size", type=int, default=None)
 @click.option("--n-gen", type=int, default=None, help="NSGA-II generations.")
+@click.option("--algorithm", type=click.Choice(["nsga2", "random"]), default=None,
+              help="nsga2 (default) or random search with the same budget (the baseline).")
 @click.option("--samples", type=int, default=None, help="Samples per prompt (different seeds).")
 @click.option("--seed", type=int, default=None)
 @click.option("--judge", default=None, help="Judge name (primary objective).")
@@ -109,7 +111,7 @@ def _csv(value: str | None) -> tuple[str, ...] | None:
 @click.option("--precision", default=None)
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @_friendly
-def search(config_path, model, datasets, n_prompts, pop_size, n_gen, samples, seed, judge, extra_judges, guards,
+def search(config_path, model, datasets, n_prompts, pop_size, n_gen, algorithm, samples, seed, judge, extra_judges, guards,
            constrain, n_benign, n_capability, batch_size,
            system_prompts, bounds, bounds_csv, harm_budget, experiment, tracking_uri, cache_path, resume_run_id, register,
            devices, accelerator, precision, no_progress):
@@ -119,7 +121,7 @@ def search(config_path, model, datasets, n_prompts, pop_size, n_gen, samples, se
 
     overrides = {
         "model": model, "datasets": _csv(datasets), "n_prompts": n_prompts, "pop_size": pop_size,
-        "n_gen": n_gen, "samples": samples, "seed": seed, "judge": judge, "batch_size": batch_size,
+        "n_gen": n_gen, "algorithm": algorithm, "samples": samples, "seed": seed, "judge": judge, "batch_size": batch_size,
         "harm_budget": harm_budget, "experiment": experiment, "cache_dir": cache_path,
         "register": register, "devices": devices, "accelerator": accelerator, "precision": precision,
         "judges": _csv(extra_judges),

@@ -248,6 +248,7 @@ class SearchConfig:
     n_prompts: int = 12  # prompts from the `search` split per candidate
     pop_size: int = 8
     n_gen: int = 3
+    algorithm: str = "nsga2"  # or "random": the same budget drawn at random (the baseline)
     samples: int = 1  # samples per prompt (different seeds)
     seed: int = 0
     judge: str = "heuristic"
@@ -280,6 +281,8 @@ class SearchConfig:
                 raise SafetuneError(f"{name} must be >= 1 (got {value})")
         if self.pop_size < 2:
             raise SafetuneError(f"pop_size must be >= 2 for NSGA-II (got {self.pop_size})")
+        if self.algorithm not in ("nsga2", "random"):
+            raise SafetuneError(f"unknown algorithm {self.algorithm!r}; known: nsga2, random")
         if self.harm_budget is not None and not 0 <= self.harm_budget <= 1:
             raise SafetuneError(f"harm_budget must be in [0, 1] (got {self.harm_budget})")
         if not self.datasets:

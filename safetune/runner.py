@@ -25,7 +25,7 @@ from safetune.evaluation import CandidateResult, Evaluator
 from safetune.models import ModelRef, cache_root, resolve_model
 from safetune.plots import pareto_plot
 from safetune.search import selection
-from safetune.search.nsga import feasible, hypervolume, nsga2, pareto_indices
+from safetune.search.nsga import ALGORITHMS, feasible, hypervolume, pareto_indices
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def run_search(cfg: SearchConfig, tracking_uri: str | None = None, resume_run_id
         log.warning("the model's default configuration lies outside the search space; using %s", default_in_space)
     xl, xu = space.bounds()
 
-    run_name = f"search-{ref.slug}-s{cfg.seed}"
+    run_name = f"{'search' if cfg.algorithm == 'nsga2' else cfg.algorithm}-{ref.slug}-s{cfg.seed}"
     with tracking.parent_run(cfg.experiment, run_name, resume_run_id) as parent:
         parent_id = parent.info.run_id
         done = tracking.existing_candidates(parent_id) if resume_run_id else {}
@@ -119,7 +119,7 @@ def run_search(cfg: SearchConfig, tracking_uri: str | None = None, resume_run_id
         mlflow.log_params(tracking.flatten("safetune", {
             "model": ref.name, "model_id": ref.model_id, "model_revision": ref.revision,
             "judge": cfg.judge, "judges": list(cfg.judges), "datasets": list(cfg.datasets),
-            "n_prompts": len(prompts), "pop_size": cfg.pop_size, "n_gen": cfg.n_gen, "samples": cfg.samples,
+            "n_prompts": len(prompts), "algorithm": cfg.algorithm, "pop_size": cfg.pop_size, "n_gen": cfg.n_gen, "samples": cfg.samples,
             "seed": cfg.seed, "hv_ref": list(cfg.hv_ref), "batch_size": cfg.batch_size, "devices": cfg.devices,
             "accelerator": cfg.accelerator, "precision": cfg.precision,
             "guards": {**dataclasses.asdict(cfg.guards), "n_benign": len(benign) if benign else 0,
@@ -177,7 +177,7 @@ def run_search(cfg: SearchConfig, tracking_uri: str | None = None, resume_run_id
             mlflow.log_metrics({"hypervolume": g.hypervolume, "pareto_front_size": g.front_size}, step=g.generation)
 
         started = time.perf_counter()
-        outcome = nsga2(
+        outcome = ALGORITHMS[cfg.algorithm](
             evaluate, xl, xu, n_obj=2, pop_size=cfg.pop_size, n_gen=cfg.n_gen, seed=cfg.seed,
             ref_point=cfg.hv_ref, fixed=[default_vec], on_generation=on_generation, n_constr=n_constr,
         )
