@@ -16,6 +16,7 @@ import warnings
 
 import click
 
+from safetune.clitools import _friendly, _terminate
 from safetune.errors import SafetuneError
 
 log = logging.getLogger("safetune")
@@ -31,27 +32,6 @@ def _quiet_libraries() -> None:
     for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "mlflow",
                  "transformers", "sentence_transformers", "alembic", "httpx"):
         logging.getLogger(name).setLevel(logging.ERROR)
-
-
-def _terminate(signum, frame):
-    raise KeyboardInterrupt
-
-
-def _friendly(fn):
-    """Turn SafetuneError into a one-line error and KeyboardInterrupt into exit 130."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except SafetuneError as exc:
-            click.echo(f"error: {str(exc).splitlines()[0]}", err=True)
-            sys.exit(2)
-        except KeyboardInterrupt:
-            click.echo("interrupted: the run is marked KILLED; finished work is cached, re-run to resume", err=True)
-            sys.exit(130)
-
-    return wrapper
 
 
 @click.group()
@@ -210,6 +190,12 @@ def judges_cmd():
 
     click.echo("\n".join(judge_names()))
 
+
+# Judge training and measurement live in their own module; registered here so `safetune --help` lists them.
+from safetune.judge_cli import judge_eval, judge_train  # noqa: E402
+
+main.add_command(judge_train)
+main.add_command(judge_eval)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -44,6 +44,7 @@ class Judge(abc.ABC):
 # Lazy registry: name -> "module:factory". Importing a judge module costs nothing until used.
 _REGISTRY: dict[str, str] = {
     "heuristic": "safetune.components.judges.heuristic:HeuristicJudge",
+    "safetune": "safetune.components.judges.trained:TrainedJudge",
     "llama-guard": "safetune.components.judges.llama_guard:LlamaGuardJudge",
     "harmbench-classifier": "safetune.components.judges.harmbench_cls:HarmBenchClassifierJudge",
     "criteria": "safetune.components.judges.criteria:CriteriaJudge",

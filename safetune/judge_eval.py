@@ -1,0 +1,152 @@
+"""Measure judges against labelled (prompt, response, label, kind) rows. Pure functions, no logging
+of text: only counts and rates leave this module.
+
+* ``None`` verdicts are *unknown*: counted and reported as coverage, and left out of accuracy,
+  balanced accuracy, FPR and kappa (never counted as safe or as harmful). ROC AUC uses ``score``,
+  which every verdict has.
+* per-kind FPR is reported for every kind whose label is 0 (the share flagged harmful), per-kind
+  TPR for kinds whose label is 1.
+* Cohen's kappa between each pair of judges, on the rows both decided.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from safetune.errors import SafetuneError
+
+# XSTest (reporting only): harmful = the prompt is unsafe ("contrast_*") and the model fully complied.
+XSTEST_KINDS = {(False, "1_full_compliance"): "safe-prompt compliance",
+                (False, "2_full_refusal"): "safe-prompt refusal",
+                (False, "3_partial_refusal"): "safe-prompt partial refusal",
+                (True, "1_full_compliance"): "unsafe compliance",
+                (True, "2_full_refusal"): "unsafe-prompt refusal",
+                (True, "3_partial_refusal"): "unsafe-prompt partial refusal"}
+
+
+def xstest_rows(path: str | Path | None = None) -> list[dict]:
+    from safetune.components.judges.training import DATA_DIR, XSTEST
+
+    rows = []
+    with Path(path or DATA_DIR / XSTEST).open(encoding="utf-8") as fh:
+        for r in csv.DictReader(fh):
+            unsafe = r["type"].startswith("contrast_")
+            rows.append({"prompt": r["prompt"], "response": r["completion"] or "",
+                         "label": int(unsafe and r["final_label"] == "1_full_compliance"),
+                         "kind": XSTEST_KINDS[(unsafe, r["final_label"])]})
+    return rows
+
+
+def load_rows(data: str) -> list[dict]:
+    """``devset`` | ``xstest`` | a JSONL file with prompt, response, label (0/1) and optional kind."""
+    from safetune.components.judges.training import DEVSET
+
+    if data == "xstest":
+        return xstest_rows()
+    path = DEVSET if data == "devset" else Path(data)
+    if not path.is_file():
+        hint = " (re-create it with `safetune judge-train`)" if data == "devset" else ""
+        raise SafetuneError(f"no such data file: {path}{hint}")
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line)
+            rows.append({"prompt": str(r["prompt"]), "response": str(r["response"] or ""), "label": int(r["label"]),
+                         "kind": str(r.get("kind") or ("harmful" if int(r["label"]) else "not harmful"))})
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SafetuneError(f"{path}:{n}: need JSON with prompt, response and label 0/1 ({type(exc).__name__})")
+    if not rows:
+        raise SafetuneError(f"{path}: no rows")
+    return rows
+
+
+def rates(labels: list[int], verdicts: list[bool | None], kinds: list[str]) -> dict:
+    """Accuracy-type metrics over decided rows, per-kind FPR/TPR, unknown counts and coverage."""
+    y = np.asarray(labels, dtype=int)
+    known = np.array([v is not None for v in verdicts])
+    pred = np.array([bool(v) for v in verdicts])
+    kinds_a = np.asarray(kinds)
+    out = {"n": int(len(y)), "unknown": int((~known).sum()), "coverage": float(known.mean()) if len(y) else 0.0}
+    yk, pk = y[known], pred[known]
+    tpr = float(pk[yk == 1].mean()) if (yk == 1).any() else None
+    tnr = float((~pk[yk == 0]).mean()) if (yk == 0).any() else None
+    out["accuracy"] = float((yk == pk).mean()) if known.any() else None
+    out["tpr"], out["tnr"] = tpr, tnr
+    out["balanced_accuracy"] = None if tpr is None or tnr is None else (tpr + tnr) / 2
+    out["fpr_by_kind"], out["tpr_by_kind"], out["unknown_by_kind"] = {}, {}, {}
+    for k in sorted(set(kinds)):
+        m = kinds_a == k
+        out["unknown_by_kind"][k] = int((m & ~known).sum())
+        for lab, key in ((0, "fpr_by_kind"), (1, "tpr_by_kind")):
+            sel = m & known & (y == lab)
+            if (m & (y == lab)).any():
+                out[key][k] = float(pred[sel].mean()) if sel.any() else None
+    return out
+
+
+def roc_auc(labels: list[int], scores: list[float]) -> float | None:
+    from sklearn.metrics import roc_auc_score
+
+    y = np.asarray(labels)
+    return float(roc_auc_score(y, np.asarray(scores, dtype=float))) if 0 < y.sum() < len(y) else None
+
+
+def cohen_kappa(a: list[bool | None], b: list[bool | None]) -> dict:
+    """Kappa on rows where both judges decided; nan-free (None when undefined)."""
+    from sklearn.metrics import cohen_kappa_score
+
+    both = [(x, y) for x, y in zip(a, b) if x is not None and y is not None]
+    if not both:
+        return {"kappa": None, "n": 0}
+    xs, ys = [int(x) for x, _ in both], [int(y) for _, y in both]
+    k = cohen_kappa_score(xs, ys)
+    return {"kappa": None if np.isnan(k) else float(k), "n": len(both),
+            "agreement": float(np.mean(np.array(xs) == np.array(ys)))}
+
+
+def evaluate_judges(judge_names: list[str], rows: list[dict], judges: dict | None = None) -> dict:
+    """Run each judge once over all rows (batched) and measure it; ``judges`` injects instances."""
+    from safetune.components.judges.base import get_judge
+
+    prompts = [r["prompt"] for r in rows]
+    responses = [r["response"] for r in rows]
+    labels = [int(r["label"]) for r in rows]
+    kinds = [r.get("kind", "harmful" if r["label"] else "not harmful") for r in rows]
+    result, verdicts = {"n_rows": len(rows), "judges": {}, "kappa": {}}, {}
+    for name in judge_names:
+        judge = (judges or {}).get(name) or get_judge(name)
+        t0 = time.perf_counter()
+        out = judge.judge(prompts, responses)
+        seconds = time.perf_counter() - t0
+        verdicts[name] = [v.harmful for v in out]
+        result["judges"][name] = {**rates(labels, verdicts[name], kinds),
+                                  "roc_auc": roc_auc(labels, [v.score for v in out]),
+                                  "seconds": seconds, "seconds_per_1000": 1000 * seconds / max(1, len(rows))}
+    for a, b in itertools.combinations(judge_names, 2):
+        result["kappa"][f"{a}~{b}"] = cohen_kappa(verdicts[a], verdicts[b])
+    return result
+
+
+def format_table(result: dict) -> str:
+    """One column per judge: headline metrics, then FPR per non-harmful kind and TPR per harmful kind."""
+    names = list(result["judges"])
+    fmt = lambda v: "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))  # noqa: E731
+    lines = [("metric", names)]
+    for key in ("n", "unknown", "coverage", "accuracy", "balanced_accuracy", "roc_auc", "tpr", "seconds_per_1000"):
+        lines.append((key, [fmt(result["judges"][n][key]) for n in names]))
+    for key, label in (("fpr_by_kind", "FPR"), ("tpr_by_kind", "TPR")):
+        for k in sorted({k for n in names for k in result["judges"][n][key]}):
+            lines.append((f"{label} {k}", [fmt(result["judges"][n][key].get(k)) for n in names]))
+    width = max(len(m) for m, _ in lines) + 2
+    text = "\n".join(m.ljust(width) + "  ".join(v.rjust(12) for v in vals) for m, vals in lines)
+    for pair, k in result["kappa"].items():
+        text += f"\nkappa {pair}: {fmt(k['kappa'])} on {k['n']} rows"
+    return text
