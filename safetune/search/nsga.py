@@ -85,6 +85,41 @@ def initial_population(xl, xu, pop_size: int, seed: int, fixed: list[list[float]
     return np.asarray(rows, dtype=float)
 
 
+class _Trace:
+    """Everything evaluated so far, and the per-generation log both algorithms report."""
+
+    def __init__(self, ref_point, n_constr: int, on_generation):
+        self.ref_point, self.n_constr, self.on_generation = ref_point, n_constr, on_generation
+        self.X, self.F, self.G, self.gen, self.history = [], [], [], [], []
+
+    def record(self, gen: int, X: np.ndarray, F: np.ndarray, G: np.ndarray | None) -> None:
+        self.X.append(X)
+        self.F.append(F)
+        if self.n_constr:
+            self.G.append(G)
+        self.gen.append(np.full(len(X), gen))
+        so_far = np.concatenate(self.F)
+        G_so_far = np.concatenate(self.G) if self.G else None
+        log = GenerationLog(gen, X, F, hypervolume(so_far, self.ref_point, G_so_far),
+                            len(pareto_indices(so_far, G_so_far)))
+        self.history.append(log)
+        if self.on_generation:
+            self.on_generation(log)
+
+    def result(self) -> SearchResult:
+        return SearchResult(np.concatenate(self.X), np.concatenate(self.F), np.concatenate(self.gen),
+                            self.history, np.concatenate(self.G) if self.G else None)
+
+
+def _split_output(out, n_rows: int, n_constr: int):
+    """evaluate() returns F, or (F, G) with constraints; G is shaped (rows, n_constr)."""
+    F, G = (out if n_constr else (out, None))
+    F = np.asarray(F, dtype=float)
+    if n_constr:
+        G = np.asarray(G, dtype=float).reshape(n_rows, n_constr)
+    return F, G
+
+
 def nsga2(
     evaluate: Callable[[np.ndarray, int], np.ndarray],
     xl,
@@ -111,36 +146,22 @@ def nsga2(
         eliminate_duplicates=True,
     )
     algorithm.setup(problem, termination=("n_gen", n_gen), seed=seed, verbose=False)
-    all_X, all_F, all_G, all_gen, history = [], [], [], [], []
+    trace = _Trace(ref_point, n_constr, on_generation)
     gen = 0
     while algorithm.has_next():
         pop = algorithm.ask()
         X = pop.get("X")
-        out = evaluate(X, gen)
-        F, G = (out if n_constr else (out, None))
-        F = np.asarray(F, dtype=float)
+        F, G = _split_output(evaluate(X, gen), len(X), n_constr)
         # NaN objectives (e.g. every verdict unknown) must not win: treat as worst possible.
         F_safe = np.where(np.isfinite(F), F, np.asarray(ref_point, dtype=float))
         if n_constr:
-            G = np.asarray(G, dtype=float).reshape(len(X), n_constr)
             Evaluator().eval(StaticProblem(problem, F=F_safe, G=np.nan_to_num(G, nan=0.0)), pop)
-            all_G.append(G)
         else:
             Evaluator().eval(StaticProblem(problem, F=F_safe), pop)
         algorithm.tell(infills=pop)
-        all_X.append(X)
-        all_F.append(F)
-        all_gen.append(np.full(len(X), gen))
-        so_far = np.concatenate(all_F)
-        G_so_far = np.concatenate(all_G) if all_G else None
-        log = GenerationLog(gen, X, F, hypervolume(so_far, ref_point, G_so_far),
-                            len(pareto_indices(so_far, G_so_far)))
-        history.append(log)
-        if on_generation:
-            on_generation(log)
+        trace.record(gen, X, F, G)
         gen += 1
-    return SearchResult(np.concatenate(all_X), np.concatenate(all_F), np.concatenate(all_gen), history,
-                        np.concatenate(all_G) if all_G else None)
+    return trace.result()
 
 
 def random_search(
@@ -162,28 +183,15 @@ def random_search(
     they choose later candidates.
     """
     rng = np.random.default_rng(seed)
-    all_X, all_F, all_G, all_gen, history = [], [], [], [], []
+    trace = _Trace(ref_point, n_constr, on_generation)
     for gen in range(n_gen):
         if gen == 0:
             X = initial_population(xl, xu, pop_size, seed, fixed)
         else:
             X = initial_population(xl, xu, pop_size, int(rng.integers(2**31)), None)
-        out = evaluate(X, gen)
-        F, G = (out if n_constr else (out, None))
-        all_X.append(X)
-        all_F.append(np.asarray(F, dtype=float))
-        if n_constr:
-            all_G.append(np.asarray(G, dtype=float).reshape(len(X), n_constr))
-        all_gen.append(np.full(len(X), gen))
-        so_far = np.concatenate(all_F)
-        G_so_far = np.concatenate(all_G) if all_G else None
-        log = GenerationLog(gen, X, all_F[-1], hypervolume(so_far, ref_point, G_so_far),
-                            len(pareto_indices(so_far, G_so_far)))
-        history.append(log)
-        if on_generation:
-            on_generation(log)
-    return SearchResult(np.concatenate(all_X), np.concatenate(all_F), np.concatenate(all_gen), history,
-                        np.concatenate(all_G) if all_G else None)
+        F, G = _split_output(evaluate(X, gen), len(X), n_constr)
+        trace.record(gen, X, F, G)
+    return trace.result()
 
 
 ALGORITHMS = {"nsga2": nsga2, "random": random_search}
