@@ -39,18 +39,3 @@ def get_embedder(name: str = DEFAULT_EMBEDDER, device: str = "cpu"):
     except Exception as exc:
         raise SafetuneError(f"cannot load embedder {name!r}: {type(exc).__name__}: {exc}".splitlines()[0]) from exc
 
-
-def cosine_pairs(embedder, left: list[str], right: list[str], batch_size: int = 64):
-    """Cosine similarity of each (left[i], right[i]) pair; an empty right text scores 0."""
-    import numpy as np
-
-    if len(left) != len(right):
-        raise ValueError("cosine_pairs needs lists of equal length")
-    if not left:
-        return np.zeros(0, dtype=np.float32)
-    a = embedder.encode(left, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
-    b = embedder.encode(right, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
-    sims = (a * b).sum(axis=1)
-    empty = np.array([not r.strip() for r in right])
-    sims[empty] = 0.0
-    return sims.astype(np.float32)

@@ -19,10 +19,6 @@ def wilson_interval(successes: int, n: int, alpha: float = 0.05) -> tuple[float,
     return float(lo), float(hi)
 
 
-def is_nan(x: float) -> bool:
-    return isinstance(x, float) and math.isnan(x)
-
-
 # ---------------------------------------------------------------------------------------------
 # Paired and independent comparisons, effect sizes, multiplicity, parameter importance.
 #
