@@ -197,5 +197,9 @@ from safetune.judge_cli import judge_eval, judge_train  # noqa: E402
 main.add_command(judge_train)
 main.add_command(judge_eval)
 
+from safetune.survey_cli import survey  # noqa: E402
+
+main.add_command(survey)
+
 if __name__ == "__main__":  # pragma: no cover
     main()
