@@ -1,12 +1,22 @@
 """Generation throughput: safetune's engine vs a naive per-prompt ``generate`` loop, same run.
 
-Same model, prompts and decoding settings for both; the engine's cache is off so it really
-generates. Tokens/s counts the new tokens each response actually kept (up to its stop token).
+The workload is what a search generation asks for: a population of candidates (Latin-hypercube
+draws from the default search space, each with its own decoding knobs and system prompt) times a
+set of prompts. Three ways to answer it, on the same model in the same process:
 
-    python benchmarks/bench_generation.py                       # embedded default, 32 prompts
-    python benchmarks/bench_generation.py --model /path/to/model --prompts 64 --batch-size 32
+- engine: safetune's TransformersEngine (one call per population; rows of a batch keep their own
+  candidate's knobs, so batches span candidates; bucketed by token budget and prompt length);
+- per-candidate: transformers' ``generate`` batched per candidate (one GenerationConfig per call),
+  which is what the engine did before per-row decoding;
+- naive: one chat-templated prompt at a time with the candidate's GenerationConfig.
 
-The last lines are ``engine <N> tokens/s``, ``naive <N> tokens/s`` and ``ratio <R>``.
+The engine's cache is off so it really generates. Tokens/s counts the new tokens each response kept
+(up to its stop token or its budget). The naive loop is slow, so it is timed on a subset.
+
+    python benchmarks/bench_generation.py                        # embedded default model
+    python benchmarks/bench_generation.py --model /path/to/model --candidates 8 --prompts 16
+
+The last lines are ``engine <N> tokens/s``, ``naive <N> tokens/s`` and ``ratio <R>`` (engine / naive).
 """
 
 from __future__ import annotations
@@ -19,67 +29,101 @@ import time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from safetune.components.engine import TransformersEngine  # noqa: E402
 from safetune.components.generation import GenerationRequest, render_chat  # noqa: E402
-from safetune.config import DecodingConfig  # noqa: E402
+from safetune.config import SearchSpace  # noqa: E402
 from safetune.datasets import load_prompt_sets, sample, split  # noqa: E402
 from safetune.models import resolve_model  # noqa: E402
+from safetune.search.nsga import initial_population  # noqa: E402
 
 
-def naive_loop(engine: TransformersEngine, prompts: list[str], config: DecodingConfig, seed: int) -> int:
+def kept_tokens(ids: list[int], stop_ids, limit: int) -> int:
+    ids = ids[:limit]
+    return next((i for i, t in enumerate(ids) if t in stop_ids), len(ids))
+
+
+def per_candidate(engine: TransformersEngine, work, batch_size: int) -> int:
+    """transformers' batched generate, one GenerationConfig (one candidate) per call."""
+    module, tok = engine.module, engine.tokenizer
+    total = 0
+    by_config: dict = {}
+    for config, prompt in work:
+        by_config.setdefault(config, []).append(prompt)
+    for config, prompts in by_config.items():
+        gc = module.generation_config(config)
+        for start in range(0, len(prompts), batch_size):
+            texts = [render_chat(tok, p, config.system_prompt_text, module.template_kwargs)
+                     for p in prompts[start:start + batch_size]]
+            enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+            with torch.inference_mode():
+                out = module.model.generate(**enc, generation_config=gc)
+            for row in out[:, enc["input_ids"].shape[1]:].tolist():
+                total += kept_tokens(row, module.stop_ids, config.max_new_tokens)
+    return total
+
+
+def naive_loop(engine: TransformersEngine, work) -> int:
     """What a first script does: one chat-templated prompt at a time, no batching, no cache."""
     module, tok = engine.module, engine.tokenizer
-    gc = module.generation_config(config)
     total = 0
-    torch.manual_seed(seed)
-    for prompt in prompts:
+    for config, prompt in work:
         text = render_chat(tok, prompt, config.system_prompt_text, module.template_kwargs)
         enc = tok(text, return_tensors="pt", add_special_tokens=False)
         with torch.inference_mode():
-            out = module.model.generate(**enc, generation_config=gc)
-        ids = out[0, enc["input_ids"].shape[1]:].tolist()
-        total += next((i for i, t in enumerate(ids) if t in module.stop_ids), len(ids))
+            out = module.model.generate(**enc, generation_config=module.generation_config(config))
+        total += kept_tokens(out[0, enc["input_ids"].shape[1]:].tolist(), module.stop_ids, config.max_new_tokens)
     return total
+
+
+def timed(fn, *args) -> tuple[int, float]:
+    start = time.perf_counter()
+    tokens = fn(*args)
+    return tokens, time.perf_counter() - start
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--dataset", default="harmbench-standard")
-    ap.add_argument("--prompts", type=int, default=32)
-    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--candidates", type=int, default=8, help="population size (distinct configurations)")
+    ap.add_argument("--prompts", type=int, default=16, help="prompts per candidate")
+    ap.add_argument("--batch-size", type=int, default=64, help="engine batch size")
+    ap.add_argument("--baseline-batch-size", type=int, default=16, help="per-candidate batch size")
     ap.add_argument("--max-new-tokens", type=int, default=64)
-    ap.add_argument("--temperature", type=float, default=0.7)
-    ap.add_argument("--naive-prompts", type=int, default=8, help="the naive loop is slow: time it on a subset")
+    ap.add_argument("--naive-requests", type=int, default=16, help="the naive loop is slow: time it on a subset")
+    ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
     ref = resolve_model(args.model)
-    items = sample(split(load_prompt_sets((args.dataset,)), "search"), args.prompts, seed=0).items
-    prompts = [it.prompt for it in items]
-    config = DecodingConfig(temperature=args.temperature, max_new_tokens=args.max_new_tokens)
+    prompts = [it.prompt for it in sample(split(load_prompt_sets((args.dataset,)), "search"), args.prompts, seed=0).items]
+    space = SearchSpace()
+    xl, xu = space.bounds()
+    configs = [space.decode(x) for x in initial_population(xl, xu, args.candidates, args.seed)]
+    configs = [type(c)(**{**c.to_dict(), "max_new_tokens": args.max_new_tokens}) for c in configs]
+    work = [(c, p) for c in configs for p in prompts]
     engine = TransformersEngine(ref, cache=None, batch_size=args.batch_size)
 
     # Warm-up (first-call allocations), not timed.
-    engine.generate([GenerationRequest(0, prompts[0], config, 0, 0)])
+    engine.generate([GenerationRequest(0, prompts[0], configs[0], 0, 0)])
 
-    start = time.perf_counter()
-    out = engine.generate([GenerationRequest(i, p, config, 0, 0) for i, p in enumerate(prompts)])
-    engine_s = time.perf_counter() - start
-    engine_tokens = sum(g.new_tokens for g in out)
+    requests = [GenerationRequest(i, p, c, args.seed, 0) for i, (c, p) in enumerate(work)]
+    engine_tokens, engine_s = timed(lambda: sum(g.new_tokens for g in engine.generate(requests)))
+    base_tokens, base_s = timed(per_candidate, engine, work, args.baseline_batch_size)
+    # The naive subset takes every candidate in turn so it sees the same mix of knobs.
+    rng = np.random.default_rng(args.seed)
+    subset = [work[i] for i in sorted(rng.choice(len(work), size=min(args.naive_requests, len(work)), replace=False))]
+    naive_tokens, naive_s = timed(naive_loop, engine, subset)
 
-    subset = prompts[: args.naive_prompts]
-    start = time.perf_counter()
-    naive_tokens = naive_loop(engine, subset, config, seed=0)
-    naive_s = time.perf_counter() - start
-
-    engine_tps = engine_tokens / engine_s
-    naive_tps = naive_tokens / naive_s
+    engine_tps, base_tps, naive_tps = engine_tokens / engine_s, base_tokens / base_s, naive_tokens / naive_s
     print(f"machine: {platform.machine()} {os.cpu_count()} cpus, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads")
-    print(f"model: {ref.model_id} ({ref.revision}); {len(prompts)} prompts engine, {len(subset)} naive; "
-          f"batch {args.batch_size}; max_new_tokens {args.max_new_tokens}; temperature {args.temperature}")
+    print(f"model: {ref.model_id} ({ref.revision}); {len(configs)} candidates x {len(prompts)} prompts; "
+          f"engine batch {args.batch_size}, per-candidate batch {args.baseline_batch_size}; "
+          f"max_new_tokens {args.max_new_tokens}; naive on {len(subset)} requests")
+    print(f"per-candidate {base_tps:.1f} tokens/s ({base_tokens} tokens in {base_s:.1f} s)")
     print(f"engine {engine_tps:.1f} tokens/s ({engine_tokens} tokens in {engine_s:.1f} s)")
     print(f"naive {naive_tps:.1f} tokens/s ({naive_tokens} tokens in {naive_s:.1f} s)")
     print(f"ratio {engine_tps / naive_tps:.2f}")

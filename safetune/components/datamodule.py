@@ -1,7 +1,8 @@
-"""The prompt DataModule: generation requests in batches that share one decoding configuration.
+"""The prompt DataModule: a population's generation requests in large, length-bucketed batches.
 
-Batches never mix candidates (one ``GenerationConfig`` per ``generate`` call) and, within a
-candidate, prompts are sorted by length so rows in a batch need little padding.
+Rows of a batch may belong to different candidates (``PerRowDecoding`` keeps each row's knobs).
+Requests are ordered by token budget, then prompt length, before they are cut into batches: a
+batch runs until its longest row stops, so rows with similar budgets and lengths waste the least.
 """
 
 from __future__ import annotations
@@ -23,18 +24,16 @@ class RequestDataset(Dataset):
         return self.requests[i]
 
 
-class GroupedBatchSampler(Sampler[list[int]]):
-    """Batches of at most ``batch_size`` positions, each within one request group."""
+class BucketBatchSampler(Sampler[list[int]]):
+    """Batches of at most ``batch_size`` positions, bucketed by token budget and prompt length."""
 
     def __init__(self, requests: list[GenerationRequest], batch_size: int):
-        groups: dict[tuple, list[int]] = {}
-        for pos, request in enumerate(requests):
-            groups.setdefault(request.group, []).append(pos)
-        self.batches = []
-        for positions in groups.values():
-            positions.sort(key=lambda p: len(requests[p].prompt))  # length bucketing
-            for start in range(0, len(positions), batch_size):
-                self.batches.append(positions[start:start + batch_size])
+        def length(pos: int) -> int:
+            r = requests[pos]
+            return len(r.prompt) + len(r.config.system_prompt_text or "")
+
+        order = sorted(range(len(requests)), key=lambda p: (requests[p].config.max_new_tokens, length(p)))
+        self.batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
 
     def __iter__(self):
         return iter(self.batches)
@@ -56,7 +55,7 @@ class PromptDataModule(L.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         return DataLoader(
             RequestDataset(self.requests),
-            batch_sampler=GroupedBatchSampler(self.requests, self.batch_size),
+            batch_sampler=BucketBatchSampler(self.requests, self.batch_size),
             collate_fn=_collate,
             num_workers=0,
         )

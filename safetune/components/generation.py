@@ -1,19 +1,19 @@
 """Batched, chat-templated generation as a Lightning module.
 
-One ``predict_step`` call generates for a batch of ``GenerationRequest``s that share one decoding
-configuration (the DataModule's batch sampler guarantees it), with left padding so every row's
-prompt ends where generation starts. The effective ``GenerationConfig`` is built here from the
-candidate alone and checked before ``generate`` so that no knob is silently dropped.
+One ``predict_step`` call generates for a batch of ``GenerationRequest``s that may come from
+different candidates: each row keeps its own system prompt and decoding knobs (``PerRowDecoding``),
+so a whole population shares large batches. Left padding makes every row's prompt end where
+generation starts. A batch that does not fit in memory is split in halves and retried.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import lightning as L
 import torch
 
+from safetune.components.sampling import PerRowDecoding, request_seed
 from safetune.config import DecodingConfig
 
 
@@ -27,8 +27,12 @@ class GenerationRequest:
 
     @property
     def group(self) -> tuple:
-        """Requests in one batch must share this (one GenerationConfig and one RNG stream)."""
+        """The candidate-and-draw a request belongs to (slicing work by candidate keeps it together)."""
         return (self.config, self.seed, self.sample)
+
+    @property
+    def rng_seed(self) -> int:
+        return request_seed(self.seed, self.sample, self.prompt)
 
 
 @dataclass
@@ -40,17 +44,28 @@ class Generation:
     finished: bool  # stopped on an end-of-sequence token rather than the length limit
 
 
-def load_causal_lm(path: str, dtype: str = "float32"):
-    """Tokenizer (left padding, a pad token) and model in eval mode."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def load_tokenizer(path: str):
+    """Tokenizer with left padding and a pad token."""
+    from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(path)
     tokenizer.padding_side = "left"  # decoder-only batched generation needs left padding
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(path: str, dtype: str = "float32"):
+    from transformers import AutoModelForCausalLM
+
     model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
     model.eval()
-    return tokenizer, model
+    return model
+
+
+def load_causal_lm(path: str, dtype: str = "float32"):
+    """Tokenizer (left padding, a pad token) and model in eval mode."""
+    return load_tokenizer(path), load_model(path, dtype)
 
 
 def render_chat(tokenizer, prompt: str, system_prompt: str | None, template_kwargs: dict) -> str:
@@ -64,11 +79,11 @@ def render_chat(tokenizer, prompt: str, system_prompt: str | None, template_kwar
     )
 
 
-def batch_seed(requests: list[GenerationRequest]) -> int:
-    """A seed derived from the batch's group, so reruns of the same batch draw the same tokens."""
-    first = requests[0]
-    text = f"{first.config.digest()}|{first.seed}|{first.sample}|{first.index}"
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
+def is_out_of_memory(exc: BaseException) -> bool:
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
 
 
 class GenerationModule(L.LightningModule):
@@ -121,21 +136,40 @@ class GenerationModule(L.LightningModule):
         return batch
 
     def predict_step(self, batch: list[GenerationRequest], batch_idx: int = 0, dataloader_idx: int = 0):
-        config = batch[0].config
-        if any(r.group != batch[0].group for r in batch):
-            raise ValueError("a generation batch must share one decoding configuration, seed and sample")
-        texts = [render_chat(self.tokenizer, r.prompt, config.system_prompt_text, self.template_kwargs) for r in batch]
+        try:
+            return self._generate(batch)
+        except Exception as exc:  # the largest batch that fits: halve and retry on out-of-memory
+            if not is_out_of_memory(exc) or len(batch) == 1:
+                raise
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            half = len(batch) // 2
+            return self.predict_step(batch[:half]) + self.predict_step(batch[half:])
+
+    def _generate(self, batch: list[GenerationRequest]) -> list[Generation]:
+        from transformers import GenerationConfig, LogitsProcessorList
+
+        texts = [render_chat(self.tokenizer, r.prompt, r.config.system_prompt_text, self.template_kwargs) for r in batch]
         # The chat template already holds the special tokens; do not add a second BOS.
         enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         enc = {k: v.to(self.model.device) for k, v in enc.items()}
-        gc = self.generation_config(config)
-        torch.manual_seed(batch_seed(batch))
+        width = enc["input_ids"].shape[1]
+        limits = [r.config.max_new_tokens for r in batch]
+        decoding = PerRowDecoding(
+            [r.config for r in batch], [r.rng_seed for r in batch], width,
+            pad_lengths=(enc["attention_mask"] != 0).int().argmax(dim=1), stop_id=self.stop_ids[0],
+        )
+        # generate() only takes the token PerRowDecoding chose for each row (greedy over its output).
+        gc = GenerationConfig(
+            do_sample=False, max_new_tokens=max(limits), pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=self.stop_ids, bos_token_id=self.tokenizer.bos_token_id,
+        )
         with torch.inference_mode():
-            out = self.model.generate(**enc, generation_config=gc)
-        new = out[:, enc["input_ids"].shape[1]:]
+            out = self.model.generate(**enc, generation_config=gc, logits_processor=LogitsProcessorList([decoding]))
+        new = out[:, width:]
         results = []
         for row, request in enumerate(batch):
-            ids = new[row].tolist()
+            ids = new[row].tolist()[: limits[row]]
             finished = False
             n_new = len(ids)
             for pos, token in enumerate(ids):

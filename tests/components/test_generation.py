@@ -3,7 +3,7 @@
 import pytest
 
 from safetune.cache import Cache
-from safetune.components.datamodule import GroupedBatchSampler
+from safetune.components.datamodule import BucketBatchSampler
 from safetune.components.engine import TransformersEngine, get_engine
 from safetune.components.generation import GenerationModule, GenerationRequest, load_causal_lm, render_chat
 from safetune.config import DecodingConfig
@@ -72,13 +72,14 @@ def test_chat_template_and_system_prompt(tiny_llama):
     assert "system" not in render_chat(tok, "hello", None, {})
 
 
-def test_batches_never_mix_configs():
-    a, b = GREEDY, DecodingConfig(temperature=0.5)
+def test_batches_cover_every_request_bucketed_by_budget():
+    a, b = GREEDY, DecodingConfig(temperature=0.5, max_new_tokens=40)
     reqs = [GenerationRequest(i, "x" * i, [a, b][i % 2], 0, 0) for i in range(10)]
-    batches = list(GroupedBatchSampler(reqs, batch_size=3))
+    batches = list(BucketBatchSampler(reqs, batch_size=3))
     assert sorted(i for batch in batches for i in batch) == list(range(10))
-    for batch in batches:
-        assert len({reqs[i].config for i in batch}) == 1 and len(batch) <= 3
+    assert all(len(batch) <= 3 for batch in batches)
+    budgets = [reqs[i].config.max_new_tokens for batch in batches for i in batch]
+    assert budgets == sorted(budgets)  # short budgets together, long ones together
 
 
 def test_cache_skips_finished_requests(tiny_llama, tmp_path):
@@ -90,6 +91,7 @@ def test_cache_skips_finished_requests(tiny_llama, tmp_path):
     again = TransformersEngine(resolve_model(tiny_llama), cache=Cache(tmp_path / "c.sqlite"), batch_size=2)
     second = again.generate(requests(GREEDY))
     assert again.last_stats == {**again.last_stats, "generated": 0, "cached": len(PROMPTS)}
+    assert again._module is None  # answered from the cache: the model was never loaded
     assert [g.response for g in first] == [g.response for g in second]
     # A different sample index is a different cache key.
     again.generate(requests(GREEDY, sample=1))

@@ -1,0 +1,118 @@
+"""Per-row decoding: every row of a batch keeps its own candidate's knobs and its own random stream.
+
+transformers' ``generate`` takes one ``GenerationConfig`` per call, so a population of candidates
+would need one call per candidate, each with a batch of a few prompts: small batches leave most of
+a CPU's (or GPU's) arithmetic idle. ``PerRowDecoding`` is one logits processor that applies, row by
+row, what transformers' own processors would (same order, same formulas: repetition penalty
+ignoring left padding, no-repeat n-grams, temperature, top-k, top-p) and then *chooses* each row's
+token itself; ``generate`` runs greedily and just takes that choice. So one call serves a whole
+population, and a response depends only on its own request, never on its batch mates:
+
+- sampling draws one uniform per row and step from a generator seeded by the request (inverse CDF),
+  so a batch of 1 or of 200, one device or eight, Ray or not, gives the same tokens;
+- the seed depends on (search seed, sample index, prompt), not on the candidate: candidates share
+  random numbers for the same prompt (common random numbers), so their differences are not noise;
+- a row that reaches its own ``max_new_tokens`` is ended with a stop token (the caller cuts the
+  response at the row's limit, so such a row counts as truncated, not finished).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import torch
+from transformers import LogitsProcessor
+
+from safetune.config import DecodingConfig
+
+
+def request_seed(seed: int, sample: int, prompt: str) -> int:
+    """The random stream of one request: the same for every candidate (common random numbers)."""
+    digest = hashlib.sha256(f"{seed}|{sample}|{prompt}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def banned_ngram_tokens(tokens: list[int], n: int) -> list[int]:
+    """Tokens that would complete an n-gram already present in ``tokens`` (transformers' rule)."""
+    if n <= 0 or len(tokens) + 1 < n:
+        return []
+    prefix = tuple(tokens[len(tokens) - n + 1:]) if n > 1 else ()
+    return [tokens[i + n - 1] for i in range(len(tokens) - n + 1) if tuple(tokens[i:i + n - 1]) == prefix]
+
+
+class PerRowDecoding(LogitsProcessor):
+    def __init__(self, configs: list[DecodingConfig], seeds: list[int], prompt_width: int,
+                 pad_lengths: torch.Tensor, stop_id: int):
+        self.configs = configs
+        self.prompt_width = prompt_width  # padded prompt length: step = input length - prompt_width
+        self.pad_lengths = pad_lengths.cpu()  # left padding per row: ignored by the repetition penalty
+        self.stop_id = stop_id
+        self.greedy = torch.tensor([not c.do_sample for c in configs])
+        self.temperature = torch.tensor([max(c.temperature, 1e-6) for c in configs], dtype=torch.float32)
+        self.penalty = torch.tensor([c.repetition_penalty for c in configs], dtype=torch.float32)
+        self.top_k = torch.tensor([c.top_k if c.do_sample else 0 for c in configs])
+        self.top_p = torch.tensor([c.top_p if c.do_sample else 1.0 for c in configs], dtype=torch.float32)
+        self.max_new = torch.tensor([c.max_new_tokens for c in configs])
+        self.generators = [torch.Generator().manual_seed(s) for s in seeds]
+
+    # --- transformers' processors, one value per row -------------------------------------------
+    def _repetition_penalty(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        rows = torch.nonzero(self.penalty != 1.0).flatten()
+        if rows.numel() == 0:
+            return scores
+        vocab = scores.shape[-1]
+        ids = input_ids[rows].clamp(max=vocab)
+        positions = torch.arange(ids.shape[1])
+        ids = ids.masked_fill(positions[None, :] < self.pad_lengths[rows, None], vocab)  # padding: dummy column
+        sub = torch.nn.functional.pad(scores[rows], (0, 1))
+        got = torch.gather(sub, 1, ids)
+        penalty = self.penalty[rows, None].to(scores.device)
+        got = torch.where(got < 0, got * penalty, got / penalty)
+        scores = scores.clone()
+        scores[rows] = sub.scatter(1, ids, got)[:, :vocab]
+        return scores
+
+    def _no_repeat_ngram(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        for row, config in enumerate(self.configs):
+            n = config.no_repeat_ngram_size
+            if n:
+                tokens = input_ids[row, int(self.pad_lengths[row]):].tolist()
+                banned = banned_ngram_tokens(tokens, n)
+                if banned:
+                    scores[row, banned] = -float("inf")
+        return scores
+
+    def _warp(self, scores: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Temperature, then top-k, then top-p (transformers' order), for the sampled rows."""
+        s = scores[rows] / self.temperature[rows, None].to(scores.device)
+        k = self.top_k[rows].to(scores.device)
+        if (k > 0).any():
+            kmax = int(min(int(k.max()), s.shape[-1]))
+            kth = torch.topk(s, kmax).values.gather(1, (k.clamp(min=1, max=kmax) - 1)[:, None])
+            s = s.masked_fill((s < kth) & (k > 0)[:, None], -float("inf"))
+        p = self.top_p[rows].to(scores.device)
+        if (p < 1.0).any():
+            sorted_logits, sorted_idx = torch.sort(s, descending=False)
+            cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+            remove = cumulative <= (1 - p)[:, None]
+            remove[:, -1] = False  # keep at least one token
+            s = s.masked_fill(remove.scatter(1, sorted_idx, remove), -float("inf"))
+        return s
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        scores = self._repetition_penalty(input_ids, scores.float())
+        scores = self._no_repeat_ngram(input_ids, scores)
+        choice = scores.argmax(dim=-1)
+        sampled = torch.nonzero(~self.greedy).flatten()
+        if sampled.numel():
+            probs = self._warp(scores, sampled).softmax(dim=-1)
+            cdf = probs.cumsum(dim=-1)
+            u = torch.cat([torch.rand(1, generator=self.generators[int(r)]) for r in sampled]).to(scores.device)
+            # right=True: the first token whose cumulative mass exceeds u, which has mass > 0.
+            picked = torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True).flatten()
+            choice[sampled] = picked.clamp(max=scores.shape[-1] - 1)
+        step = input_ids.shape[1] - self.prompt_width
+        choice = torch.where(self.max_new.to(choice.device) <= step, torch.full_like(choice, self.stop_id), choice)
+        out = torch.full_like(scores, -float("inf"))
+        out.scatter_(1, choice[:, None], 0.0)
+        return out
