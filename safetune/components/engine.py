@@ -22,7 +22,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 
 from safetune.cache import Cache, make_key
 from safetune.components.datamodule import PromptDataModule
-from safetune.components.generation import Generation, GenerationModule, GenerationRequest, load_causal_lm
+from safetune.components.generation import Generation, GenerationModule, GenerationRequest, load_model, load_tokenizer
 from safetune.errors import SafetuneError
 from safetune.models import ModelRef
 
@@ -38,6 +38,24 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def info(self) -> dict:
         """What identifies this engine's outputs (model id, revision, template...)."""
+
+    def close(self) -> None:
+        """Release the workers or processes this engine holds (nothing for an in-process engine)."""
+
+
+def generation_key(info: dict, request: GenerationRequest) -> str:
+    """Cache key of one generation: everything that can change the response, and nothing else.
+
+    Computed without the model (``info`` names model, revision and chat template, which fix the
+    pad/stop tokens), so every engine shares entries and a fully cached search never loads weights.
+    A response depends only on its own request (per-row decoding, request-seeded sampling), never on
+    its batch, device or worker, so none of those belong in the key.
+    """
+    c = request.config
+    return make_key(
+        "generation/v2", info, c.system_prompt_text, c.generation_kwargs(),
+        request.seed, request.sample, request.prompt,
+    )
 
 
 class CacheWriter(BasePredictionWriter):
@@ -69,13 +87,22 @@ class TransformersEngine(Engine):
         self.cache = cache
         self.batch_size = batch_size
         self.trainer_kwargs = dict(accelerator=accelerator, devices=devices, precision=precision)
-        self.tokenizer, model = load_causal_lm(ref.path, dtype=dtype)
-        self.module = GenerationModule(model, self.tokenizer, ref.chat_template_kwargs)
+        self.dtype = dtype
+        self.tokenizer = load_tokenizer(ref.path)
+        self._module: GenerationModule | None = None  # loaded on the first cache miss
         template = self.tokenizer.chat_template or ""
         self.template_hash = hashlib.sha256(template.encode()).hexdigest()[:16]
         self.on_batch: Callable[[int], None] | None = None  # progress hook, set by the caller
         self.last_stats = {"cached": 0, "generated": 0, "seconds": 0.0}
         self.totals = {"cached": 0, "generated": 0}  # over this engine's life, for run metrics
+
+    @property
+    def module(self) -> GenerationModule:
+        """The model, loaded when first needed: a search answered from the cache never loads it."""
+        if self._module is None:
+            self._module = GenerationModule(load_model(self.ref.path, self.dtype), self.tokenizer,
+                                            self.ref.chat_template_kwargs)
+        return self._module
 
     def info(self) -> dict:
         return {
@@ -87,16 +114,7 @@ class TransformersEngine(Engine):
         }
 
     def key(self, request: GenerationRequest) -> str:
-        c = request.config
-        return make_key(
-            "generation/v1",
-            self.info(),
-            c.system_prompt_text,
-            self.module.generation_config(c).to_dict(),
-            request.seed,
-            request.sample,
-            request.prompt,
-        )
+        return generation_key(self.info(), request)
 
     def generate(self, requests: list[GenerationRequest]) -> list[Generation]:
         start = time.perf_counter()
@@ -146,7 +164,11 @@ class TransformersEngine(Engine):
         return [done[i] for i in range(len(requests))]
 
 
-_ENGINES = {"transformers": "safetune.components.engine:TransformersEngine"}
+_ENGINES = {
+    "transformers": "safetune.components.engine:TransformersEngine",
+    "multidevice": "safetune.components.multidevice:MultiDeviceEngine",  # Lightning DDP in a child process
+    "ray": "safetune.components.ray_engine:RayEngine",  # Ray actors, one model copy each
+}
 
 
 def engine_names() -> list[str]:
@@ -156,5 +178,8 @@ def engine_names() -> list[str]:
 def get_engine(name: str, **kwargs) -> Engine:
     if name not in _ENGINES:
         raise SafetuneError(f"unknown engine {name!r}; known engines: {', '.join(engine_names())}")
+    # Lightning's DDP re-runs the calling script once per device: several devices need a child process.
+    if name == "transformers" and kwargs.get("devices", 1) > 1:
+        name = "multidevice"
     module_name, attr = _ENGINES[name].split(":")
     return getattr(importlib.import_module(module_name), attr)(**kwargs)
