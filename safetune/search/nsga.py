@@ -27,6 +27,8 @@ class GenerationLog:
     F: np.ndarray
     hypervolume: float  # of the front of everything evaluated up to this generation
     front_size: int
+    # Algorithm-specific per-generation values (e.g. the Lagrangian search's multiplier), logged by the runner.
+    extra: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -92,7 +94,7 @@ class _Trace:
         self.ref_point, self.n_constr, self.on_generation = ref_point, n_constr, on_generation
         self.X, self.F, self.G, self.gen, self.history = [], [], [], [], []
 
-    def record(self, gen: int, X: np.ndarray, F: np.ndarray, G: np.ndarray | None) -> None:
+    def record(self, gen: int, X: np.ndarray, F: np.ndarray, G: np.ndarray | None, extra: dict | None = None) -> None:
         self.X.append(X)
         self.F.append(F)
         if self.n_constr:
@@ -101,7 +103,7 @@ class _Trace:
         so_far = np.concatenate(self.F)
         G_so_far = np.concatenate(self.G) if self.G else None
         log = GenerationLog(gen, X, F, hypervolume(so_far, self.ref_point, G_so_far),
-                            len(pareto_indices(so_far, G_so_far)))
+                            len(pareto_indices(so_far, G_so_far)), dict(extra or {}))
         self.history.append(log)
         if self.on_generation:
             self.on_generation(log)
@@ -194,4 +196,11 @@ def random_search(
     return trace.result()
 
 
-ALGORITHMS = {"nsga2": nsga2, "random": random_search}
+def _lagrangian(*args, **kwargs) -> SearchResult:
+    """Deferred import: safetune.search.lagrangian builds on this module's _Trace and sampling."""
+    from safetune.search.lagrangian import lagrangian
+
+    return lagrangian(*args, **kwargs)
+
+
+ALGORITHMS = {"nsga2": nsga2, "random": random_search, "lagrangian": _lagrangian}
