@@ -74,10 +74,10 @@ def judge_eval(judge_names, data, limit, experiment, tracking_uri, no_mlflow, js
 def _log_mlflow(result: dict, experiment: str, tracking_uri: str | None) -> str:
     import mlflow
 
-    from safetune.tracking import setup_tracking
+    from safetune.tracking import experiment_id, setup_tracking
 
     setup_tracking(tracking_uri)
-    mlflow.set_experiment(experiment)
+    mlflow.set_experiment(experiment_id=experiment_id(experiment))
     data_name = result["data"] if result["data"] in ("devset", "xstest") else "file"
     with mlflow.start_run(run_name=f"judge-eval-{data_name}") as run:
         mlflow.log_params({"judges": ",".join(result["judges"]), "data": data_name, "n_rows": result["n_rows"]})

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 
 import mlflow
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from safetune.evaluation import CandidateResult
@@ -30,6 +31,24 @@ def setup_tracking(tracking_uri: str | None = None) -> str:
     return uri
 
 
+def experiment_id(name: str) -> str:
+    """Get or create experiment ``name``; safe when several searches create it at the same moment.
+
+    ``mlflow.set_experiment(name)`` is not: the process that loses the creation race returns
+    without activating the experiment, so its runs silently land in "Default" (id 0).
+    """
+    client = MlflowClient()
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    try:
+        return client.create_experiment(name)
+    except MlflowException as e:
+        if e.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        return client.get_experiment_by_name(name).experiment_id
+
+
 @contextmanager
 def parent_run(experiment: str, run_name: str, resume_run_id: str | None = None):
     """Attach to ``mlflow run``'s run or a run to resume, else start a new run in ``experiment``.
@@ -43,7 +62,7 @@ def parent_run(experiment: str, run_name: str, resume_run_id: str | None = None)
     if run_id:
         run = mlflow.start_run(run_id=run_id)
     else:
-        mlflow.set_experiment(experiment)
+        mlflow.set_experiment(experiment_id=experiment_id(experiment))
         run = mlflow.start_run(run_name=run_name)
     try:
         yield run
@@ -90,6 +109,24 @@ def existing_candidates(parent_run_id: str) -> dict[tuple[int, str], str]:
         if "safetune.generation" in tags and "safetune.candidate" in tags:
             out[(int(tags["safetune.generation"]), tags["safetune.candidate"])] = child.info.run_id
     return out
+
+
+def discard_unfinished_children(parent_run_id: str) -> int:
+    """Delete child runs a crash left half-logged (RUNNING, FAILED or KILLED); resume logs them again.
+
+    A SIGKILL between a child's start_run and its end leaves a RUNNING child with partial metrics; if
+    it stayed, the resumed search's complete copy would make it a duplicate in every comparison.
+    """
+    client = MlflowClient()
+    run = client.get_run(parent_run_id)
+    children = client.search_runs(
+        [run.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}' and attributes.status != 'FINISHED'",
+        max_results=5000,
+    )
+    for child in children:
+        client.delete_run(child.info.run_id)
+    return len(children)
 
 
 def log_candidate(result: CandidateResult, generation: int, index: int, hypervolume: float, is_default: bool,

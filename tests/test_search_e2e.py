@@ -151,6 +151,57 @@ def test_interrupted_search_resumes_without_regenerating(tiny_llama, isolated, m
     assert total > 0
 
 
+def test_sigkilled_search_resumes_without_regenerating_or_duplicating(tiny_llama, tmp_path):
+    """kill -9 in the middle of a real CLI search, then --resume: nothing finished is redone or lost."""
+    import signal
+    import sqlite3
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    budget = ["--n-prompts", "6", "--pop-size", "4", "--n-gen", "3", "--bounds", "max_new_tokens=6:10",
+              "--batch-size", "4", "--no-progress", "--n-benign", "2", "--n-capability", "1", "--no-register"]
+    args = ["search", "--model", tiny_llama, "--tracking-uri", uri, "--experiment", "kill", *budget]
+    env = {**os.environ, "SAFETUNE_CACHE": str(tmp_path / "cache")}
+    env.pop("MLFLOW_RUN_ID", None)
+    cache_db = tmp_path / "cache" / "cache.sqlite"
+
+    def generated() -> int:
+        if not cache_db.exists():
+            return 0
+        try:
+            with sqlite3.connect(cache_db, timeout=1) as db:
+                return db.execute("SELECT COUNT(*) FROM entries WHERE kind = 'generation'").fetchone()[0]
+        except sqlite3.OperationalError:
+            return 0
+
+    proc = subprocess.Popen([sys.executable, "-m", "safetune", *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while generated() < 20 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the search ended before it could be killed: " + proc.stderr.read()[-2000:]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = generated()
+    assert before >= 20
+
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient()
+    exp = client.get_experiment_by_name("kill")
+    parent = client.search_runs([exp.experiment_id], "tags.`safetune.kind` = 'search'")[0]
+    assert parent.info.status == "RUNNING"  # SIGKILL: nobody could mark it
+    resumed = run_cli(*args, "--resume", parent.info.run_id, cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+    run = client.get_run(parent.info.run_id)
+    assert run.info.status == "FINISHED"
+    new = generated() - before
+    assert run.data.metrics["responses_generated"] == new  # only what was never saved was generated
+    kids = children_of(client, run)
+    assert all(k.info.status == "FINISHED" for k in kids)
+    slots = [(k.data.tags["safetune.generation"], k.info.run_name.split("-")[1]) for k in kids]
+    assert len(kids) == 12 and len(set(slots)) == 12  # 3 generations x 4 candidates: none lost or doubled
+
+
 def test_mlflow_run_entry_point(tiny_llama, tmp_path):
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
            "SAFETUNE_CACHE": str(tmp_path / "cache")}
