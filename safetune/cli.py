@@ -63,8 +63,9 @@ def _csv(value: str | None) -> tuple[str, ...] | None:
 @click.option("--n-prompts", type=int, default=None, help="Prompts from the search split per candidate.")
 @click.option("--pop-size", type=int, default=None)
 @click.option("--n-gen", type=int, default=None, help="NSGA-II generations.")
-@click.option("--algorithm", type=click.Choice(["nsga2", "random"]), default=None,
-              help="nsga2 (default) or random search with the same budget (the baseline).")
+@click.option("--algorithm", type=click.Choice(["nsga2", "random", "lagrangian"]), default=None,
+              help="nsga2 (default), random search with the same budget (the baseline), or lagrangian "
+                   "(relevance - lambda * (harm - budget), lambda by dual ascent; budget: --harm-budget, default 0.2).")
 @click.option("--samples", type=int, default=None, help="Samples per prompt (different seeds).")
 @click.option("--seed", type=int, default=None)
 @click.option("--judge", default=None, help="Judge name (primary objective).")
@@ -89,12 +90,16 @@ def _csv(value: str | None) -> tuple[str, ...] | None:
 @click.option("--devices", type=int, default=None)
 @click.option("--accelerator", default=None)
 @click.option("--precision", default=None)
+@click.option("--engine", type=click.Choice(["transformers", "ray"]), default=None,
+              help="transformers (default; --devices > 1 runs Lightning DDP in a child process) or ray.")
+@click.option("--ray-address", default=None, help="Ray cluster to join (default: start a local one).")
+@click.option("--ray-workers", type=int, default=None, help="Ray actors, each with its own model copy.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @_friendly
 def search(config_path, model, datasets, n_prompts, pop_size, n_gen, algorithm, samples, seed, judge, extra_judges, guards,
            constrain, n_benign, n_capability, batch_size,
            system_prompts, bounds, bounds_csv, harm_budget, experiment, tracking_uri, cache_path, resume_run_id, register,
-           devices, accelerator, precision, no_progress):
+           devices, accelerator, precision, engine, ray_address, ray_workers, no_progress):
     """Run a SafeTune search (NSGA-II), track it in MLflow and register the best configurations."""
     from safetune.experiment import build_search_config, preflight
     from safetune.models import resolve_model
@@ -104,7 +109,7 @@ def search(config_path, model, datasets, n_prompts, pop_size, n_gen, algorithm, 
         "n_gen": n_gen, "algorithm": algorithm, "samples": samples, "seed": seed, "judge": judge, "batch_size": batch_size,
         "harm_budget": harm_budget, "experiment": experiment, "cache_dir": cache_path,
         "register": register, "devices": devices, "accelerator": accelerator, "precision": precision,
-        "judges": _csv(extra_judges),
+        "judges": _csv(extra_judges), "engine": engine, "ray_address": ray_address, "ray_workers": ray_workers,
     }
     guard_overrides = {"enabled": guards, "constrain": constrain, "n_benign": n_benign, "n_capability": n_capability}
     bounds = tuple(bounds) + (_csv(bounds_csv) or ())
@@ -193,13 +198,19 @@ def judges_cmd():
 
 # Judge training and measurement live in their own module; registered here so `safetune --help` lists them.
 from safetune.judge_cli import judge_eval, judge_train  # noqa: E402
+from safetune.study_cli import study  # noqa: E402
 
 main.add_command(judge_train)
 main.add_command(judge_eval)
+main.add_command(study)
 
 from safetune.survey_cli import survey  # noqa: E402
 
 main.add_command(survey)
+
+from safetune.report_cli import report  # noqa: E402
+
+main.add_command(report)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

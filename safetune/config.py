@@ -17,6 +17,10 @@ from safetune.prompts import SYSTEM_PROMPTS
 # Temperatures below this are decoded greedily: sampling at T~0 is numerically fragile and
 # equivalent to greedy anyway.
 GREEDY_BELOW = 0.05
+# Keys of safetune.search.nsga.ALGORITHMS (not imported here: config stays free of pymoo).
+# "lagrangian": relevance - lambda * (harm - harm_budget), lambda by dual ascent (Safe RLHF style).
+ALGORITHM_NAMES = ("nsga2", "random", "lagrangian")
+DEFAULT_LAGRANGIAN_BUDGET = 0.2  # the lagrangian search's harm budget when harm_budget is unset
 
 
 @dataclass(frozen=True)
@@ -266,6 +270,9 @@ class SearchConfig:
     devices: int = 1
     accelerator: str = "cpu"
     precision: str = "32-true"
+    engine: str = "transformers"  # or "ray"; "transformers" with devices > 1 runs Lightning DDP in a child process
+    ray_address: str | None = None  # None: a local Ray cluster; else e.g. "ray://head:10001" or "auto"
+    ray_workers: int = 2  # Ray actors, each with its own copy of the model
 
     def __post_init__(self) -> None:
         positive = {
@@ -275,18 +282,23 @@ class SearchConfig:
             "samples": self.samples,
             "batch_size": self.batch_size,
             "devices": self.devices,
+            "ray_workers": self.ray_workers,
         }
         for name, value in positive.items():
             if int(value) < 1:
                 raise SafetuneError(f"{name} must be >= 1 (got {value})")
         if self.pop_size < 2:
             raise SafetuneError(f"pop_size must be >= 2 for NSGA-II (got {self.pop_size})")
-        if self.algorithm not in ("nsga2", "random"):
-            raise SafetuneError(f"unknown algorithm {self.algorithm!r}; known: nsga2, random")
+        if self.algorithm not in ALGORITHM_NAMES:
+            raise SafetuneError(f"unknown algorithm {self.algorithm!r}; known: {', '.join(ALGORITHM_NAMES)}")
         if self.harm_budget is not None and not 0 <= self.harm_budget <= 1:
             raise SafetuneError(f"harm_budget must be in [0, 1] (got {self.harm_budget})")
         if not self.datasets:
             raise SafetuneError("at least one dataset is needed")
+        if self.engine not in ("transformers", "ray"):
+            raise SafetuneError(f"unknown engine {self.engine!r}; known: transformers, ray")
+        if self.engine == "ray" and self.devices != 1:
+            raise SafetuneError("the ray engine runs one device per actor: use ray_workers, not devices")
 
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)

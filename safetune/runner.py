@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -13,12 +14,12 @@ import mlflow
 import numpy as np
 from tqdm.auto import tqdm
 
-from safetune import registry, tracking
+from safetune import importance, plots, registry, report, tracking
 from safetune.cache import Cache
 from safetune.components.engine import get_engine
 from safetune.components.judges.base import get_judge
 from safetune.components.relevance import RelevanceModule
-from safetune.config import DecodingConfig, SearchConfig
+from safetune.config import DEFAULT_LAGRANGIAN_BUDGET, DecodingConfig, SearchConfig
 from safetune.datasets import PromptSet, load_prompt_sets, sample, split
 from safetune.datasets.tasks import sample_tasks
 from safetune.evaluation import CandidateResult, Evaluator
@@ -85,6 +86,30 @@ def constraint_values(result: CandidateResult, baseline: CandidateResult, cfg: S
 CONSTRAINTS = ("benign_compliance", "capability", "incoherence")
 
 
+def log_importance_and_report(parent_id: str, results: list[CandidateResult]) -> None:
+    """Parameter importance table + forest plot, and the HTML report (``report.html``), on the parent.
+
+    Both are by-products of a search whose results are already logged: a failure here is a warning,
+    never a FAILED search.
+    """
+    try:
+        table = importance.importance_for_results(results)
+        mlflow.log_table(table, artifact_file="parameter_importance.json")
+        fig = importance.plot_importance(table)
+        mlflow.log_figure(fig, "parameter_importance.png")
+        plots.plt.close(fig)
+        report.write_report(parent_id)  # read back from MLflow: the same page `safetune report` builds
+    except Exception as exc:  # noqa: BLE001 - see docstring
+        log.warning("importance/report not logged: %s", (str(exc).splitlines() or [type(exc).__name__])[0])
+
+
+def algorithm_kwargs(cfg: SearchConfig) -> dict:
+    """Settings only one algorithm takes: the lagrangian search's harm budget (its constraint)."""
+    if cfg.algorithm == "lagrangian":
+        return {"harm_budget": cfg.harm_budget if cfg.harm_budget is not None else DEFAULT_LAGRANGIAN_BUDGET}
+    return {}
+
+
 def run_search(cfg: SearchConfig, tracking_uri: str | None = None, resume_run_id: str | None = None,
                progress: bool = True) -> SearchOutcome:
     tracking.setup_tracking(tracking_uri)
@@ -93,9 +118,10 @@ def run_search(cfg: SearchConfig, tracking_uri: str | None = None, resume_run_id
     benign, tasks = guard_suites(cfg)
     cache = Cache(Path(cfg.cache_dir) if cfg.cache_dir else cache_root() / "cache.sqlite")
     judges = [get_judge(name) for name in (cfg.judge, *cfg.judges)]  # fail before loading any model
+    ray_kwargs = {"address": cfg.ray_address, "workers": cfg.ray_workers} if cfg.engine == "ray" else {}
     engine = get_engine(
-        "transformers", ref=ref, cache=cache, batch_size=cfg.batch_size,
-        accelerator=cfg.accelerator, devices=cfg.devices, precision=cfg.precision,
+        cfg.engine, ref=ref, cache=cache, batch_size=cfg.batch_size,
+        accelerator=cfg.accelerator, devices=cfg.devices, precision=cfg.precision, **ray_kwargs,
     )
     evaluator = Evaluator(engine, judges, RelevanceModule(), prompts, cfg.samples, cfg.seed, cache,
                           benign=benign, tasks=tasks)
@@ -111,9 +137,16 @@ def run_search(cfg: SearchConfig, tracking_uri: str | None = None, resume_run_id
     xl, xu = space.bounds()
 
     run_name = f"{'search' if cfg.algorithm == 'nsga2' else cfg.algorithm}-{ref.slug}-s{cfg.seed}"
-    with tracking.parent_run(cfg.experiment, run_name, resume_run_id) as parent:
+    algorithm_options = algorithm_kwargs(cfg)
+    # closing(): Ray actors and Ray itself end with the search, also on errors and Ctrl-C.
+    with contextlib.closing(engine), tracking.parent_run(cfg.experiment, run_name, resume_run_id) as parent:
         parent_id = parent.info.run_id
-        done = tracking.existing_candidates(parent_id) if resume_run_id else {}
+        done = {}
+        if resume_run_id:
+            dropped = tracking.discard_unfinished_children(parent_id)
+            if dropped:
+                log.info("resume: discarded %d half-logged candidate run(s)", dropped)
+            done = tracking.existing_candidates(parent_id)
         mlflow.set_tags({"safetune.kind": "search", "safetune.model": ref.model_id})
         # Prefixed: `mlflow run` has already logged its own entry-point parameters under bare names.
         mlflow.log_params(tracking.flatten("safetune", {
@@ -121,7 +154,8 @@ def run_search(cfg: SearchConfig, tracking_uri: str | None = None, resume_run_id
             "judge": cfg.judge, "judges": list(cfg.judges), "datasets": list(cfg.datasets),
             "n_prompts": len(prompts), "algorithm": cfg.algorithm, "pop_size": cfg.pop_size, "n_gen": cfg.n_gen, "samples": cfg.samples,
             "seed": cfg.seed, "hv_ref": list(cfg.hv_ref), "batch_size": cfg.batch_size, "devices": cfg.devices,
-            "accelerator": cfg.accelerator, "precision": cfg.precision,
+            "accelerator": cfg.accelerator, "precision": cfg.precision, "algorithm_options": algorithm_options,
+            "engine": cfg.engine, "ray_workers": cfg.ray_workers if cfg.engine == "ray" else None,
             "guards": {**dataclasses.asdict(cfg.guards), "n_benign": len(benign) if benign else 0,
                        "n_capability_items": len(tasks)},
         }))
@@ -174,12 +208,16 @@ def run_search(cfg: SearchConfig, tracking_uri: str | None = None, resume_run_id
             return (F, G) if constrained else F
 
         def on_generation(g) -> None:
-            mlflow.log_metrics({"hypervolume": g.hypervolume, "pareto_front_size": g.front_size}, step=g.generation)
+            metrics = {"hypervolume": g.hypervolume, "pareto_front_size": g.front_size}
+            if "lambda" in g.extra:  # the lagrangian search's multiplier that ranked this generation
+                metrics["lagrangian_lambda"] = g.extra["lambda"]
+            mlflow.log_metrics(metrics, step=g.generation)
 
         started = time.perf_counter()
         outcome = ALGORITHMS[cfg.algorithm](
             evaluate, xl, xu, n_obj=2, pop_size=cfg.pop_size, n_gen=cfg.n_gen, seed=cfg.seed,
             ref_point=cfg.hv_ref, fixed=[default_vec], on_generation=on_generation, n_constr=n_constr,
+            **algorithm_options,
         )
         bar.close()
         G_all = np.asarray(constraints, dtype=float) if constrained else None
@@ -231,4 +269,5 @@ def run_search(cfg: SearchConfig, tracking_uri: str | None = None, resume_run_id
             mlflow.set_tags({"safetune.registered_model": name, "safetune.champion_rule": rule})
             for alias, version in registered.items():
                 mlflow.set_tag(f"safetune.alias.{alias}", version)
+        log_importance_and_report(parent_id, results)
     return SearchOutcome(parent_id, results, child_ids, pareto_ids, registered, name)

@@ -1,0 +1,74 @@
+"""Judge and embedding throughput per 1,000 (prompt, response) pairs, batched vs one pair at a time.
+
+Pairs come from the judge development set shipped with the package (no network). For each judge and
+for the relevance embedder, the batched call (what a search does: one call per population, prompt
+embeddings computed once) is timed against the same work done one pair per call, in the same run.
+
+    python benchmarks/bench_judges.py                       # heuristic, safetune judges + relevance
+    python benchmarks/bench_judges.py --pairs 500 --judge heuristic
+
+The last lines are ``<name> batched <S> s per 1000 pairs, one-by-one <S> s per 1000, ratio <R>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+import torch  # noqa: E402
+
+from safetune.components.judges.base import get_judge  # noqa: E402
+from safetune.components.judges.training import DEVSET  # noqa: E402
+from safetune.components.relevance import RelevanceModule  # noqa: E402
+
+
+def load_pairs(n: int) -> tuple[list[str], list[str]]:
+    rows = [json.loads(line) for line in DEVSET.read_text().splitlines() if line.strip()]
+    rows = (rows * (n // max(1, len(rows)) + 1))[:n]
+    return [r["prompt"] for r in rows], [r["response"] for r in rows]
+
+
+def per_1000(fn, n: int) -> float:
+    start = time.perf_counter()
+    fn()
+    return (time.perf_counter() - start) * 1000 / n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pairs", type=int, default=1000, help="pairs for the batched calls")
+    ap.add_argument("--single-pairs", type=int, default=100, help="pairs for the one-by-one baseline")
+    ap.add_argument("--judge", action="append", default=None, help="judge names (default: heuristic, safetune)")
+    args = ap.parse_args()
+    prompts, responses = load_pairs(args.pairs)
+    sp, sr = prompts[: args.single_pairs], responses[: args.single_pairs]
+
+    lines = []
+    relevance = RelevanceModule()
+    relevance.score(prompts[:2], responses[:2])  # load the embedder: not timed
+    fresh = RelevanceModule()
+    batched = per_1000(lambda: fresh.score(prompts, responses), len(prompts))
+    single = per_1000(lambda: [RelevanceModule().score([p], [r]) for p, r in zip(sp, sr)], len(sp))
+    lines.append(("relevance", batched, single))
+    for name in args.judge or ["heuristic", "safetune"]:
+        judge = get_judge(name)
+        judge.judge(prompts[:2], responses[:2])  # load weights and embedder: not timed
+        batched = per_1000(lambda: judge.judge(prompts, responses), len(prompts))
+        single = per_1000(lambda: [judge.judge([p], [r]) for p, r in zip(sp, sr)], len(sp))
+        lines.append((name, batched, single))
+
+    print(f"machine: {platform.machine()} {os.cpu_count()} cpus, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads; {len(prompts)} pairs batched, {len(sp)} one by one")
+    for name, batched, single in lines:
+        print(f"{name} batched {batched:.1f} s per 1000 pairs, one-by-one {single:.1f} s per 1000, "
+              f"ratio {single / batched:.2f}")
+
+
+if __name__ == "__main__":
+    main()
