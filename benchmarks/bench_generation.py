@@ -10,7 +10,8 @@ set of prompts. Three ways to answer it, on the same model in the same process:
   which is what the engine did before per-row decoding;
 - naive: one chat-templated prompt at a time with the candidate's GenerationConfig.
 
-The engine's cache is off so it really generates. Tokens/s counts the new tokens each response kept
+The engine's cache is off so it really generates; each method runs ``--repeats`` times (default 2)
+and its best run counts, so no method is charged for first-call kernel setup. Tokens/s counts the new tokens each response kept
 (up to its stop token or its budget). The naive loop is slow, so it is timed on a subset.
 
     python benchmarks/bench_generation.py                        # embedded default model
@@ -78,10 +79,20 @@ def naive_loop(engine: TransformersEngine, work) -> int:
     return total
 
 
+REPEATS = 2
+
+
 def timed(fn, *args) -> tuple[int, float]:
-    start = time.perf_counter()
-    tokens = fn(*args)
-    return tokens, time.perf_counter() - start
+    """Best of REPEATS runs: the first run of a shape pays one-time kernel setup (oneDNN primitives),
+    which a search pays once and then reuses for every later generation."""
+    best = None
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        tokens = fn(*args)
+        elapsed = time.perf_counter() - start
+        if best is None or tokens / elapsed > best[0] / best[1]:
+            best = (tokens, elapsed)
+    return best
 
 
 def main() -> None:
@@ -95,8 +106,12 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--naive-requests", type=int, default=16, help="the naive loop is slow: time it on a subset")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repeats", type=int, default=2, help="runs of each method; the best counts")
+    ap.add_argument("--dtype", default="auto", help="weights' dtype for all three (auto: as the engine picks)")
     args = ap.parse_args()
 
+    global REPEATS
+    REPEATS = max(1, args.repeats)
     ref = resolve_model(args.model)
     prompts = [it.prompt for it in sample(split(load_prompt_sets((args.dataset,)), "search"), args.prompts, seed=0).items]
     space = SearchSpace()
@@ -104,7 +119,7 @@ def main() -> None:
     configs = [space.decode(x) for x in initial_population(xl, xu, args.candidates, args.seed)]
     configs = [type(c)(**{**c.to_dict(), "max_new_tokens": args.max_new_tokens}) for c in configs]
     work = [(c, p) for c in configs for p in prompts]
-    engine = TransformersEngine(ref, cache=None, batch_size=args.batch_size)
+    engine = TransformersEngine(ref, cache=None, batch_size=args.batch_size, dtype=args.dtype)
 
     # Warm-up (first-call allocations), not timed.
     engine.generate([GenerationRequest(0, prompts[0], configs[0], 0, 0)])
@@ -119,10 +134,10 @@ def main() -> None:
 
     engine_tps, base_tps, naive_tps = engine_tokens / engine_s, base_tokens / base_s, naive_tokens / naive_s
     print(f"machine: {platform.machine()} {os.cpu_count()} cpus, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")
+          f"{torch.get_num_threads()} threads; weights {engine.dtype} for all three")
     print(f"model: {ref.model_id} ({ref.revision}); {len(configs)} candidates x {len(prompts)} prompts; "
           f"engine batch {args.batch_size}, per-candidate batch {args.baseline_batch_size}; "
-          f"max_new_tokens {args.max_new_tokens}; naive on {len(subset)} requests")
+          f"max_new_tokens {args.max_new_tokens}; naive on {len(subset)} requests; best of {REPEATS}")
     print(f"per-candidate {base_tps:.1f} tokens/s ({base_tokens} tokens in {base_s:.1f} s)")
     print(f"engine {engine_tps:.1f} tokens/s ({engine_tokens} tokens in {engine_s:.1f} s)")
     print(f"naive {naive_tps:.1f} tokens/s ({naive_tokens} tokens in {naive_s:.1f} s)")

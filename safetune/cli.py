@@ -90,6 +90,8 @@ def _csv(value: str | None) -> tuple[str, ...] | None:
 @click.option("--devices", type=int, default=None)
 @click.option("--accelerator", default=None)
 @click.option("--precision", default=None)
+@click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default=None,
+              help="Model weights' dtype (auto: bfloat16 where the CPU/GPU computes it natively, else float32).")
 @click.option("--engine", type=click.Choice(["transformers", "ray"]), default=None,
               help="transformers (default; --devices > 1 runs Lightning DDP in a child process) or ray.")
 @click.option("--ray-address", default=None, help="Ray cluster to join (default: start a local one).")
@@ -99,7 +101,7 @@ def _csv(value: str | None) -> tuple[str, ...] | None:
 def search(config_path, model, datasets, n_prompts, pop_size, n_gen, algorithm, samples, seed, judge, extra_judges, guards,
            constrain, n_benign, n_capability, batch_size,
            system_prompts, bounds, bounds_csv, harm_budget, experiment, tracking_uri, cache_path, resume_run_id, register,
-           devices, accelerator, precision, engine, ray_address, ray_workers, no_progress):
+           devices, accelerator, precision, dtype, engine, ray_address, ray_workers, no_progress):
     """Run a SafeTune search (NSGA-II), track it in MLflow and register the best configurations."""
     from safetune.experiment import build_search_config, preflight
     from safetune.models import resolve_model
@@ -109,7 +111,7 @@ def search(config_path, model, datasets, n_prompts, pop_size, n_gen, algorithm, 
         "n_gen": n_gen, "algorithm": algorithm, "samples": samples, "seed": seed, "judge": judge, "batch_size": batch_size,
         "harm_budget": harm_budget, "experiment": experiment, "cache_dir": cache_path,
         "register": register, "devices": devices, "accelerator": accelerator, "precision": precision,
-        "judges": _csv(extra_judges), "engine": engine, "ray_address": ray_address, "ray_workers": ray_workers,
+        "judges": _csv(extra_judges), "dtype": dtype, "engine": engine, "ray_address": ray_address, "ray_workers": ray_workers,
     }
     guard_overrides = {"enabled": guards, "constrain": constrain, "n_benign": n_benign, "n_capability": n_capability}
     bounds = tuple(bounds) + (_csv(bounds_csv) or ())
@@ -139,7 +141,7 @@ def search(config_path, model, datasets, n_prompts, pop_size, n_gen, algorithm, 
 @click.option("--judge", default="heuristic", show_default=True)
 @click.option("--n-benign", type=int, default=16, show_default=True, help="XSTest safe prompts (over-refusal).")
 @click.option("--n-capability", type=int, default=8, show_default=True, help="Items per capability task.")
-@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--experiment", default="safetune-evaluate", show_default=True)
 @click.option("--tracking-uri", default=None)
 @click.option("--cache", "cache_path", default=None)

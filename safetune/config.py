@@ -256,7 +256,7 @@ class SearchConfig:
     samples: int = 1  # samples per prompt (different seeds)
     seed: int = 0
     judge: str = "heuristic"
-    batch_size: int = 16
+    batch_size: int = 64  # generate() rows; a batch spans candidates, halved on out-of-memory
     space: SearchSpace = field(default_factory=SearchSpace)
     guards: GuardConfig = field(default_factory=GuardConfig)
     judges: tuple[str, ...] = ()  # extra judges logged beside the primary `judge` (agreement)
@@ -270,6 +270,8 @@ class SearchConfig:
     devices: int = 1
     accelerator: str = "cpu"
     precision: str = "32-true"
+    # Weights' dtype: "auto" = bfloat16 where the hardware computes it natively, else float32.
+    dtype: str = "auto"
     engine: str = "transformers"  # or "ray"; "transformers" with devices > 1 runs Lightning DDP in a child process
     ray_address: str | None = None  # None: a local Ray cluster; else e.g. "ray://head:10001" or "auto"
     ray_workers: int = 2  # Ray actors, each with its own copy of the model
@@ -295,6 +297,8 @@ class SearchConfig:
             raise SafetuneError(f"harm_budget must be in [0, 1] (got {self.harm_budget})")
         if not self.datasets:
             raise SafetuneError("at least one dataset is needed")
+        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
+            raise SafetuneError(f"unknown dtype {self.dtype!r}; known: auto, float32, bfloat16, float16")
         if self.engine not in ("transformers", "ray"):
             raise SafetuneError(f"unknown engine {self.engine!r}; known: transformers, ray")
         if self.engine == "ray" and self.devices != 1:

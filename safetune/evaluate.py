@@ -36,7 +36,7 @@ class EvaluateConfig:
     samples: int = 1
     seed: int = 0
     judge: str = "heuristic"
-    batch_size: int = 16
+    batch_size: int = 64  # generate() rows; a batch spans candidates, halved on out-of-memory
     experiment: str = "safetune-evaluate"
     cache_dir: str | None = None
     n_benign: int = 16

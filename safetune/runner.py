@@ -121,7 +121,7 @@ def run_search(cfg: SearchConfig, tracking_uri: str | None = None, resume_run_id
     ray_kwargs = {"address": cfg.ray_address, "workers": cfg.ray_workers} if cfg.engine == "ray" else {}
     engine = get_engine(
         cfg.engine, ref=ref, cache=cache, batch_size=cfg.batch_size,
-        accelerator=cfg.accelerator, devices=cfg.devices, precision=cfg.precision, **ray_kwargs,
+        accelerator=cfg.accelerator, devices=cfg.devices, precision=cfg.precision, dtype=cfg.dtype, **ray_kwargs,
     )
     evaluator = Evaluator(engine, judges, RelevanceModule(), prompts, cfg.samples, cfg.seed, cache,
                           benign=benign, tasks=tasks)
@@ -155,6 +155,7 @@ def run_search(cfg: SearchConfig, tracking_uri: str | None = None, resume_run_id
             "n_prompts": len(prompts), "algorithm": cfg.algorithm, "pop_size": cfg.pop_size, "n_gen": cfg.n_gen, "samples": cfg.samples,
             "seed": cfg.seed, "hv_ref": list(cfg.hv_ref), "batch_size": cfg.batch_size, "devices": cfg.devices,
             "accelerator": cfg.accelerator, "precision": cfg.precision, "algorithm_options": algorithm_options,
+            "dtype": getattr(engine, "dtype", cfg.dtype),
             "engine": cfg.engine, "ray_workers": cfg.ray_workers if cfg.engine == "ray" else None,
             "guards": {**dataclasses.asdict(cfg.guards), "n_benign": len(benign) if benign else 0,
                        "n_capability_items": len(tasks)},

@@ -56,7 +56,7 @@ class SurveyConfig:
     max_new_tokens: int = 96  # the one setting a default configuration does not fix (as `evaluate`)
     n_benign: int = 16  # XSTest safe prompts (over-refusal guard); 0 skips
     n_capability: int = 8  # items per capability task; 0 skips
-    batch_size: int = 16
+    batch_size: int = 64  # generate() rows; a batch spans candidates, halved on out-of-memory
     experiment: str = "safetune-survey"
     cache_dir: str | None = None
 

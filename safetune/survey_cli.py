@@ -34,7 +34,7 @@ def _fmt(value) -> str:
 @click.option("--max-new-tokens", type=int, default=96, show_default=True)
 @click.option("--n-benign", type=int, default=16, show_default=True, help="XSTest safe prompts (over-refusal).")
 @click.option("--n-capability", type=int, default=8, show_default=True, help="Items per capability task.")
-@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--experiment", default="safetune-survey", show_default=True)
 @click.option("--tracking-uri", default=None, help="Default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db")
 @click.option("--cache", "cache_path", default=None, help="Cache file (default: ~/.cache/safetune/cache.sqlite).")

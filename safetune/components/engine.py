@@ -22,7 +22,14 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 
 from safetune.cache import Cache, make_key
 from safetune.components.datamodule import PromptDataModule
-from safetune.components.generation import Generation, GenerationModule, GenerationRequest, load_model, load_tokenizer
+from safetune.components.generation import (
+    Generation,
+    GenerationModule,
+    GenerationRequest,
+    load_model,
+    load_tokenizer,
+    resolve_dtype,
+)
 from safetune.errors import SafetuneError
 from safetune.models import ModelRef
 
@@ -41,6 +48,18 @@ class Engine(abc.ABC):
 
     def close(self) -> None:
         """Release the workers or processes this engine holds (nothing for an in-process engine)."""
+
+
+def engine_info(ref: ModelRef, chat_template: str | None, dtype: str) -> dict:
+    """What identifies an engine's outputs: model, revision, chat template and the weights' dtype."""
+    return {
+        "engine": "transformers",
+        "model_id": ref.model_id,
+        "revision": ref.revision,
+        "chat_template": hashlib.sha256((chat_template or "").encode()).hexdigest()[:16],
+        "chat_template_kwargs": ref.chat_template_kwargs,
+        "dtype": dtype,
+    }
 
 
 def generation_key(info: dict, request: GenerationRequest) -> str:
@@ -81,17 +100,15 @@ class TransformersEngine(Engine):
         accelerator: str = "cpu",
         devices: int = 1,
         precision: str = "32-true",
-        dtype: str = "float32",
+        dtype: str = "auto",
     ):
         self.ref = ref
         self.cache = cache
         self.batch_size = batch_size
         self.trainer_kwargs = dict(accelerator=accelerator, devices=devices, precision=precision)
-        self.dtype = dtype
+        self.dtype = resolve_dtype(dtype, accelerator)
         self.tokenizer = load_tokenizer(ref.path)
         self._module: GenerationModule | None = None  # loaded on the first cache miss
-        template = self.tokenizer.chat_template or ""
-        self.template_hash = hashlib.sha256(template.encode()).hexdigest()[:16]
         self.on_batch: Callable[[int], None] | None = None  # progress hook, set by the caller
         self.last_stats = {"cached": 0, "generated": 0, "seconds": 0.0}
         self.totals = {"cached": 0, "generated": 0}  # over this engine's life, for run metrics
@@ -105,13 +122,7 @@ class TransformersEngine(Engine):
         return self._module
 
     def info(self) -> dict:
-        return {
-            "engine": "transformers",
-            "model_id": self.ref.model_id,
-            "revision": self.ref.revision,
-            "chat_template": self.template_hash,
-            "chat_template_kwargs": self.ref.chat_template_kwargs,
-        }
+        return engine_info(self.ref, self.tokenizer.chat_template, self.dtype)
 
     def key(self, request: GenerationRequest) -> str:
         return generation_key(self.info(), request)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -37,8 +36,8 @@ from pathlib import Path
 from typing import Callable
 
 from safetune.cache import Cache
-from safetune.components.engine import Engine, generation_key
-from safetune.components.generation import Generation, GenerationRequest
+from safetune.components.engine import Engine, engine_info, generation_key
+from safetune.components.generation import Generation, GenerationRequest, resolve_dtype
 from safetune.config import DecodingConfig
 from safetune.errors import SafetuneError
 from safetune.models import ModelRef
@@ -78,7 +77,7 @@ def split_by_config(requests: list[GenerationRequest], parts: int) -> list[list[
     return [sorted(s, key=lambda r: r.index) for s in slices if s]
 
 
-def tokenizer_info(ref: ModelRef) -> dict:
+def tokenizer_info(ref: ModelRef, dtype: str) -> dict:
     """The single-process engine's ``info()`` computed from the tokenizer alone.
 
     Identical outputs must carry identical info, so the candidate-result cache is shared across
@@ -86,14 +85,7 @@ def tokenizer_info(ref: ModelRef) -> dict:
     """
     from transformers import AutoTokenizer
 
-    template = AutoTokenizer.from_pretrained(ref.path).chat_template or ""
-    return {
-        "engine": "transformers",
-        "model_id": ref.model_id,
-        "revision": ref.revision,
-        "chat_template": hashlib.sha256(template.encode()).hexdigest()[:16],
-        "chat_template_kwargs": ref.chat_template_kwargs,
-    }
+    return engine_info(ref, AutoTokenizer.from_pretrained(ref.path).chat_template, dtype)
 
 
 def request_to_dict(r: GenerationRequest) -> dict:
@@ -324,15 +316,16 @@ class MultiDeviceEngine(DispatchingEngine):
         accelerator: str = "cpu",
         devices: int = 2,
         precision: str = "32-true",
-        dtype: str = "float32",
+        dtype: str = "auto",
         strategy: str = "ddp",
     ):
         super().__init__(cache)
         if devices < 2:
             raise SafetuneError(f"the multi-device engine needs devices >= 2 (got {devices}); use 'transformers'")
         self.ref = ref
+        dtype = resolve_dtype(dtype, accelerator)  # resolved here: every rank must use the same
         self.job = MultiDeviceJob(ref.to_dict(), batch_size, accelerator, devices, precision, strategy, dtype)
-        self._info = tokenizer_info(ref)
+        self._info = tokenizer_info(ref, dtype)
         self.last_ranks: dict[int, int] = {}  # answers per rank in the last call
 
     def info(self) -> dict:

@@ -24,7 +24,7 @@ except ImportError as exc:  # an optional extra: say how to get it instead of a 
     raise SafetuneError("the ray engine needs the ray package: pip install 'safetune[ray]'") from exc
 
 from safetune.cache import Cache
-from safetune.components.generation import Generation, GenerationRequest
+from safetune.components.generation import Generation, GenerationRequest, resolve_dtype
 from safetune.components.multidevice import DispatchingEngine, split_by_config, tokenizer_info
 from safetune.models import ModelRef
 
@@ -102,7 +102,7 @@ class RayEngine(DispatchingEngine):
         accelerator: str = "cpu",
         devices: int = 1,
         precision: str = "32-true",
-        dtype: str = "float32",
+        dtype: str = "auto",
         address: str | None = None,
         workers: int = 2,
         num_cpus: int | None = None,
@@ -116,7 +116,9 @@ class RayEngine(DispatchingEngine):
             raise SafetuneError(f"batch_size must be >= 1 (got {batch_size})")
         self.ref = ref
         self.config = ray_config or RayConfig(address=address, workers=workers, num_cpus=num_cpus)
-        self.actor_args = (ref.to_dict(), batch_size, accelerator, precision, dtype, self.config.cpus_per_worker)
+        # Resolved on the driver: actors on other machines must not pick their own (keys would differ).
+        self.dtype = resolve_dtype(dtype, accelerator)
+        self.actor_args = (ref.to_dict(), batch_size, accelerator, precision, self.dtype, self.config.cpus_per_worker)
         self.actors: list = []
         self._started_ray = False
         self._info: dict | None = None
@@ -124,7 +126,7 @@ class RayEngine(DispatchingEngine):
     def info(self) -> dict:
         # From the tokenizer, not an actor: looking up cached candidates must not start the cluster.
         if self._info is None:
-            self._info = tokenizer_info(self.ref)
+            self._info = tokenizer_info(self.ref, self.dtype)
         return dict(self._info)
 
     def _ensure_actors(self) -> list:

@@ -91,13 +91,34 @@ class PerRowDecoding(LogitsProcessor):
             kth = torch.topk(s, kmax).values.gather(1, (k.clamp(min=1, max=kmax) - 1)[:, None])
             s = s.masked_fill((s < kth) & (k > 0)[:, None], -float("inf"))
         p = self.top_p[rows].to(scores.device)
-        if (p < 1.0).any():
-            sorted_logits, sorted_idx = torch.sort(s, descending=False)
-            cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
-            remove = cumulative <= (1 - p)[:, None]
-            remove[:, -1] = False  # keep at least one token
-            s = s.masked_fill(remove.scatter(1, sorted_idx, remove), -float("inf"))
+        nucleus = torch.nonzero(p < 1.0).flatten()
+        if nucleus.numel():
+            s[nucleus] = self._top_p(s[nucleus], p[nucleus])
         return s
+
+    @staticmethod
+    def _top_p(s: torch.Tensor, p: torch.Tensor, head: int = 1024) -> torch.Tensor:
+        """transformers' top-p: drop a token when the probability mass ranked above it is >= p.
+
+        A full sort of the vocabulary per row and step is the slow part, so the rule is applied to the
+        ``head`` most likely tokens when they already hold mass >= p (everything below them is then
+        dropped anyway); rows whose head holds less fall back to the full sort.
+        """
+        probs = s.softmax(dim=-1)
+        k = min(head, s.shape[-1])
+        top_probs, top_idx = torch.topk(probs, k)
+        above = top_probs.cumsum(dim=-1) - top_probs
+        keep = above < p[:, None]
+        keep[:, 0] = True  # keep at least one token
+        out = torch.full_like(s, -float("inf")).scatter(1, top_idx, torch.where(keep, s.gather(1, top_idx), -float("inf")))
+        short = torch.nonzero(top_probs.sum(dim=-1) < p).flatten()
+        if short.numel():  # the head does not reach p: the exact rule over the whole vocabulary
+            sorted_logits, sorted_idx = torch.sort(s[short], descending=False)
+            cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+            remove = cumulative <= (1 - p[short])[:, None]
+            remove[:, -1] = False
+            out[short] = s[short].masked_fill(remove.scatter(1, sorted_idx, remove), -float("inf"))
+        return out
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         scores = self._repetition_penalty(input_ids, scores.float())

@@ -1,6 +1,7 @@
 """Generation on tiny random Llama and Qwen3.5 models: batching, padding, knobs, stop tokens."""
 
 import pytest
+import torch
 
 from safetune.cache import Cache
 from safetune.components.datamodule import BucketBatchSampler
@@ -101,3 +102,21 @@ def test_cache_skips_finished_requests(tiny_llama, tmp_path):
 def test_unknown_engine():
     with pytest.raises(SafetuneError, match="unknown engine"):
         get_engine("nope")
+
+
+def test_dtype_auto_follows_the_hardware_and_is_part_of_the_cache_identity(tiny_llama, monkeypatch):
+    from safetune.components import generation
+
+    monkeypatch.setattr(generation, "cpu_has_native_bf16", lambda: True)
+    assert generation.resolve_dtype("auto", "cpu") == "bfloat16"
+    monkeypatch.setattr(generation, "cpu_has_native_bf16", lambda: False)
+    assert generation.resolve_dtype("auto", "cpu") == "float32"
+    assert generation.resolve_dtype("float16", "cpu") == "float16"
+    with pytest.raises(SafetuneError, match="unknown dtype"):
+        generation.resolve_dtype("int3")
+    fp32 = TransformersEngine(resolve_model(tiny_llama), dtype="float32")
+    bf16 = TransformersEngine(resolve_model(tiny_llama), dtype="bfloat16")
+    assert fp32.info()["dtype"] == "float32" and bf16.info()["dtype"] == "bfloat16"
+    request = requests(GREEDY)[0]
+    assert fp32.key(request) != bf16.key(request)  # different weights' precision, different answers
+    assert bf16.module.model.dtype == torch.bfloat16

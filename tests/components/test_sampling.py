@@ -134,3 +134,14 @@ def test_out_of_memory_halves_the_batch(llama_engine, monkeypatch):
     monkeypatch.setattr(module, "_generate", broken)
     with pytest.raises(ValueError):
         llama_engine.generate(reqs[:1] + [GenerationRequest(1, "other", reqs[0].config, 0, 0)])
+
+
+def test_top_p_head_shortcut_equals_the_full_sort():
+    torch.manual_seed(1)
+    peaked = torch.randn(6, 3000) * 6  # most mass in few tokens: the head path
+    flat = torch.randn(6, 3000) * 0.1  # mass spread thin: the full-sort fallback
+    for scores in (peaked, flat):
+        for p in (0.3, 0.9, 0.99):
+            mine = PerRowDecoding._top_p(scores.clone(), torch.full((6,), p), head=64)
+            expected = TopPLogitsWarper(p)(None, scores.clone())
+            assert torch.equal(torch.isinf(mine), torch.isinf(expected)), p
