@@ -14,6 +14,7 @@ killed-and-resumed search ``regenerated <N>`` (responses generated twice; target
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sqlite3
@@ -38,7 +39,7 @@ def count_generations(cache_db: Path) -> int:
 
 def command(work: Path, cache: Path, args: list[str]) -> tuple[list[str], dict]:
     cmd = [sys.executable, "-m", "safetune", "search", "--tracking-uri", f"sqlite:///{work / 'mlflow.db'}",
-           "--cache", str(cache), "--no-progress", "--no-register", *args]
+           "--cache", str(cache), "--no-progress", *args]
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
     env.pop("MLFLOW_RUN_ID", None)
     return cmd, env
@@ -58,15 +59,17 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small budget: " + " ".join(QUICK))
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--config", default="experiments/default.yaml")
+    ap.add_argument("--keep", default=None, help="work in this folder and keep it (default: a temporary one)")
     ap.add_argument("--kill-at", type=float, default=0.5, help="fraction of the cold run's responses before SIGKILL")
     args = ap.parse_args()
-    search_args = ["--config", args.config, "--model", args.model, *(QUICK if args.quick else [])]
+    search_args = ["--config", str(Path(args.config).resolve()), "--model", args.model, *(QUICK if args.quick else [])]
 
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    with tempfile.TemporaryDirectory(prefix="safetune-bench-") as tmp:
+    with (contextlib.nullcontext(args.keep) if args.keep else tempfile.TemporaryDirectory(prefix="safetune-bench-")) as tmp:
         work = Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
         cache = work / "cache.sqlite"
         cold = timed_run(work, cache, search_args)
         total = count_generations(cache)

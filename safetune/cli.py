@@ -61,6 +61,8 @@ def _csv(value: str | None) -> tuple[str, ...] | None:
 @click.option("--model", "-m", default=None, help="Alias (see `safetune models`), hub id or local folder.")
 @click.option("--datasets", default=None, help="Comma-separated prompt sets or CSV/JSONL files.")
 @click.option("--n-prompts", type=int, default=None, help="Prompts from the search split per candidate.")
+@click.option("--n-validation", type=int, default=None,
+              help="Unseen search-split prompts to re-measure the front on before picking the champion (0 = off).")
 @click.option("--pop-size", type=int, default=None)
 @click.option("--n-gen", type=int, default=None, help="NSGA-II generations.")
 @click.option("--algorithm", type=click.Choice(["nsga2", "random", "lagrangian"]), default=None,
@@ -98,7 +100,7 @@ def _csv(value: str | None) -> tuple[str, ...] | None:
 @click.option("--ray-workers", type=int, default=None, help="Ray actors, each with its own model copy.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @_friendly
-def search(config_path, model, datasets, n_prompts, pop_size, n_gen, algorithm, samples, seed, judge, extra_judges, guards,
+def search(config_path, model, datasets, n_prompts, n_validation, pop_size, n_gen, algorithm, samples, seed, judge, extra_judges, guards,
            constrain, n_benign, n_capability, batch_size,
            system_prompts, bounds, bounds_csv, harm_budget, experiment, tracking_uri, cache_path, resume_run_id, register,
            devices, accelerator, precision, dtype, engine, ray_address, ray_workers, no_progress):
@@ -107,7 +109,8 @@ def search(config_path, model, datasets, n_prompts, pop_size, n_gen, algorithm, 
     from safetune.models import resolve_model
 
     overrides = {
-        "model": model, "datasets": _csv(datasets), "n_prompts": n_prompts, "pop_size": pop_size,
+        "model": model, "datasets": _csv(datasets), "n_prompts": n_prompts, "n_validation": n_validation,
+        "pop_size": pop_size,
         "n_gen": n_gen, "algorithm": algorithm, "samples": samples, "seed": seed, "judge": judge, "batch_size": batch_size,
         "harm_budget": harm_budget, "experiment": experiment, "cache_dir": cache_path,
         "register": register, "devices": devices, "accelerator": accelerator, "precision": precision,

@@ -250,6 +250,8 @@ class SearchConfig:
     model: str = "smollm2-135m"
     datasets: tuple[str, ...] = ("harmbench-standard",)
     n_prompts: int = 12  # prompts from the `search` split per candidate
+    # Further search-split prompts on which the front is re-measured to pick the champion (0 = off).
+    n_validation: int = 12
     pop_size: int = 8
     n_gen: int = 3
     algorithm: str = "nsga2"  # or "random": the same budget drawn at random (the baseline)
@@ -289,6 +291,8 @@ class SearchConfig:
         for name, value in positive.items():
             if int(value) < 1:
                 raise SafetuneError(f"{name} must be >= 1 (got {value})")
+        if self.n_validation < 0:
+            raise SafetuneError(f"n_validation must be >= 0 (got {self.n_validation})")
         if self.pop_size < 2:
             raise SafetuneError(f"pop_size must be >= 2 for NSGA-II (got {self.pop_size})")
         if self.algorithm not in ALGORITHM_NAMES:

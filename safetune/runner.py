@@ -14,7 +14,7 @@ import mlflow
 import numpy as np
 from tqdm.auto import tqdm
 
-from safetune import importance, plots, registry, report, tracking
+from safetune import importance, plots, registry, report, tracking, validation
 from safetune.cache import Cache
 from safetune.components.engine import get_engine
 from safetune.components.judges.base import get_judge
@@ -25,7 +25,6 @@ from safetune.datasets.tasks import sample_tasks
 from safetune.evaluation import CandidateResult, Evaluator
 from safetune.models import ModelRef, cache_root, resolve_model
 from safetune.plots import pareto_plot
-from safetune.search import selection
 from safetune.search.nsga import ALGORITHMS, feasible, hypervolume, pareto_indices
 
 log = logging.getLogger(__name__)
@@ -103,6 +102,33 @@ def log_importance_and_report(parent_id: str, results: list[CandidateResult]) ->
         log.warning("importance/report not logged: %s", (str(exc).splitlines() or [type(exc).__name__])[0])
 
 
+def validate_front(cfg: SearchConfig, used: PromptSet, evaluator: Evaluator, front: list[CandidateResult],
+                   run_ids: list[str], progress: bool) -> list[CandidateResult] | None:
+    """Re-measure the front's configurations on the validation slice; log ``validation.*`` on their runs."""
+    pool = split(load_prompt_sets(cfg.datasets), "search", seed=cfg.seed)
+    val_prompts = validation.validation_slice(pool, used, cfg.n_validation, cfg.seed)
+    if val_prompts is None:
+        if cfg.n_validation:
+            log.warning("no search-split prompts left for validation; the champion is chosen on search prompts")
+        return None
+    tracking.log_prompt_set(val_prompts, context="validation")
+    val_eval = Evaluator(evaluator.engine, evaluator.judges, evaluator.relevance, val_prompts, cfg.samples, cfg.seed,
+                         evaluator.cache)
+    bar = tqdm(total=len(front) * val_eval.responses_per_candidate, unit="resp", desc="validation",
+               disable=not progress, dynamic_ncols=True)
+    evaluator.engine.on_batch = bar.update
+    measured = val_eval.evaluate([r.config for r in front])
+    bar.update(bar.total - bar.n)
+    bar.close()
+    client = mlflow.tracking.MlflowClient()
+    for run_id, r in zip(run_ids, measured):
+        for key in ("harm_rate", "harm_rate_ci_low", "harm_rate_ci_high", "relevance", "incoherence_rate"):
+            value = r.metrics().get(key)
+            if value is not None:
+                client.log_metric(run_id, f"validation.{key}", value)
+    return measured
+
+
 def algorithm_kwargs(cfg: SearchConfig) -> dict:
     """Settings only one algorithm takes: the lagrangian search's harm budget (its constraint)."""
     if cfg.algorithm == "lagrangian":
@@ -152,7 +178,7 @@ def run_search(cfg: SearchConfig, tracking_uri: str | None = None, resume_run_id
         mlflow.log_params(tracking.flatten("safetune", {
             "model": ref.name, "model_id": ref.model_id, "model_revision": ref.revision,
             "judge": cfg.judge, "judges": list(cfg.judges), "datasets": list(cfg.datasets),
-            "n_prompts": len(prompts), "algorithm": cfg.algorithm, "pop_size": cfg.pop_size, "n_gen": cfg.n_gen, "samples": cfg.samples,
+            "n_prompts": len(prompts), "n_validation": cfg.n_validation, "algorithm": cfg.algorithm, "pop_size": cfg.pop_size, "n_gen": cfg.n_gen, "samples": cfg.samples,
             "seed": cfg.seed, "hv_ref": list(cfg.hv_ref), "batch_size": cfg.batch_size, "devices": cfg.devices,
             "accelerator": cfg.accelerator, "precision": cfg.precision, "algorithm_options": algorithm_options,
             "dtype": getattr(engine, "dtype", cfg.dtype),
@@ -249,25 +275,24 @@ def run_search(cfg: SearchConfig, tracking_uri: str | None = None, resume_run_id
             "pareto_front.json",
         )
 
+        # The champion is chosen on prompts the search never saw (see safetune/validation.py).
+        front_idx = list(front_unique.values())
+        val_results = validate_front(cfg, prompts, evaluator, [results[i] for i in front_idx],
+                                     [child_ids[i] for i in front_idx], progress)
+        chosen = validation.select([str(i) for i in front_idx], [results[i] for i in front_idx], val_results,
+                                   cfg.harm_budget)
+        mlflow.set_tags({"safetune.champion_rule": chosen.rule, "safetune.selection_split": chosen.split})
+        # Totals again, now including the validation responses (the latest value is the metric's value).
+        mlflow.log_metrics({"responses_generated": engine.totals["generated"],
+                            "responses_from_cache": engine.totals["cached"]})
         registered, name = {}, None
         if cfg.register:
             name = registry.model_name(ref)
-            points = [
-                selection.Point(str(i), results[i].harm_rate, results[i].harm_ci_high, results[i].relevance)
-                for i in front_unique.values()
-            ]
-            versions = {}
-            for p in points:
-                i = int(p.key)
-                versions[p.key] = registry.log_configuration_model(child_ids[i], ref, results[i].config, cfg.seed, name)
-            champ, rule = selection.champion(points, cfg.harm_budget)
-            registered = {
-                "champion": versions[champ.key],
-                "safest": versions[selection.safest(points).key],
-                "most-relevant": versions[selection.most_relevant(points).key],
-            }
+            versions = {str(i): registry.log_configuration_model(child_ids[i], ref, results[i].config, cfg.seed, name)
+                        for i in front_idx}
+            registered = {alias: versions[key] for alias, key in chosen.aliases.items()}
             registry.set_aliases(name, registered)
-            mlflow.set_tags({"safetune.registered_model": name, "safetune.champion_rule": rule})
+            mlflow.set_tag("safetune.registered_model", name)
             for alias, version in registered.items():
                 mlflow.set_tag(f"safetune.alias.{alias}", version)
         log_importance_and_report(parent_id, results)

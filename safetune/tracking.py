@@ -60,6 +60,9 @@ def parent_run(experiment: str, run_name: str, resume_run_id: str | None = None)
     env_run_id = os.environ.pop("MLFLOW_RUN_ID", None)
     run_id = resume_run_id or env_run_id
     if run_id:
+        # Make the run's experiment the active one too: nested child runs are created in the *active*
+        # experiment, which for a resumed run would otherwise be "Default".
+        mlflow.set_experiment(experiment_id=MlflowClient().get_run(run_id).info.experiment_id)
         run = mlflow.start_run(run_id=run_id)
     else:
         mlflow.set_experiment(experiment_id=experiment_id(experiment))

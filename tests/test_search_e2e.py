@@ -82,6 +82,21 @@ def test_search_logs_parent_children_and_registry(searched):
     assert {v.run_id for v in versions} == pareto_kids
 
 
+def test_champion_is_chosen_on_unseen_validation_prompts(searched):
+    mlflow.set_tracking_uri(searched["uri"])
+    client = MlflowClient()
+    exp = client.get_experiment_by_name("e2e")
+    parent = client.search_runs([exp.experiment_id], "tags.`safetune.kind` = 'search'")[0]
+    assert parent.data.tags["safetune.selection_split"] == "validation"
+    assert "validation" in parent.data.tags["safetune.champion_rule"]
+    contexts = {i.tags[0].value for i in parent.inputs.dataset_inputs}
+    assert {"search", "validation"} <= contexts
+    kids = children_of(client, parent)
+    pareto = [k for k in kids if k.data.tags["safetune.pareto"] == "true"]
+    assert pareto and all("validation.harm_rate" in k.data.metrics for k in pareto)
+    assert not any("validation.harm_rate" in k.data.metrics for k in kids if k not in pareto)
+
+
 def test_champion_loads_and_generates(searched):
     mlflow.set_tracking_uri(searched["uri"])
     name = f"safetune-{Path(searched['model']).name.lower()}"
@@ -112,7 +127,7 @@ def test_cached_rerun_generates_nothing(searched):
 def test_interrupted_search_resumes_without_regenerating(tiny_llama, isolated, monkeypatch):
     from safetune import runner
 
-    cfg = SearchConfig(model=tiny_llama, n_prompts=3, pop_size=3, n_gen=2, batch_size=8, experiment="resume",
+    cfg = SearchConfig(model=tiny_llama, n_prompts=3, n_validation=0, pop_size=3, n_gen=2, batch_size=8, experiment="resume",
                        space=SearchSpace.from_dict({"max_new_tokens": [4, 8]}), register=False,
                        guards=GuardConfig(n_benign=2, n_capability=1))
     # Reference: how many responses an uninterrupted search generates (own cache).
@@ -200,6 +215,7 @@ def test_sigkilled_search_resumes_without_regenerating_or_duplicating(tiny_llama
     assert all(k.info.status == "FINISHED" for k in kids)
     slots = [(k.data.tags["safetune.generation"], k.info.run_name.split("-")[1]) for k in kids]
     assert len(kids) == 12 and len(set(slots)) == 12  # 3 generations x 4 candidates: none lost or doubled
+    assert not client.search_runs(["0"])  # nothing strayed into the Default experiment
 
 
 def test_mlflow_run_entry_point(tiny_llama, tmp_path):
