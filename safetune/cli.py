@@ -94,8 +94,8 @@ def _csv(value: str | None) -> tuple[str, ...] | None:
 @click.option("--precision", default=None)
 @click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default=None,
               help="Model weights' dtype (auto: bfloat16 where the CPU/GPU computes it natively, else float32).")
-@click.option("--engine", type=click.Choice(["transformers", "ray"]), default=None,
-              help="transformers (default; --devices > 1 runs Lightning DDP in a child process) or ray.")
+@click.option("--engine", type=click.Choice(["transformers", "ray", "vllm"]), default=None,
+              help="transformers (default; --devices > 1 runs Lightning DDP in a child process), ray, or vllm (GPUs).")
 @click.option("--ray-address", default=None, help="Ray cluster to join (default: start a local one).")
 @click.option("--ray-workers", type=int, default=None, help="Ray actors, each with its own model copy.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")

@@ -303,8 +303,11 @@ class SearchConfig:
             raise SafetuneError("at least one dataset is needed")
         if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
             raise SafetuneError(f"unknown dtype {self.dtype!r}; known: auto, float32, bfloat16, float16")
-        if self.engine not in ("transformers", "ray"):
-            raise SafetuneError(f"unknown engine {self.engine!r}; known: transformers, ray")
+        if self.engine not in ("transformers", "ray", "vllm"):
+            raise SafetuneError(f"unknown engine {self.engine!r}; known: transformers, ray, vllm")
+        if self.engine == "vllm" and self.space.no_repeat_ngram_size.high > 0:
+            raise SafetuneError("the vllm engine has no no_repeat_ngram_size: bound it with "
+                                "--bound no_repeat_ngram_size=0:0")
         if self.engine == "ray" and self.devices != 1:
             raise SafetuneError("the ray engine runs one device per actor: use ray_workers, not devices")
 

@@ -15,7 +15,7 @@ from safetune import tracking
 from safetune.cache import Cache
 from safetune.components.engine import get_engine
 from safetune.components.judges.base import get_judge
-from safetune.components.relevance import RelevanceModule
+from safetune.components.lazy import LazyRelevance
 from safetune.config import DecodingConfig
 from safetune.datasets import load_prompt_sets, sample, split
 from safetune.errors import SafetuneError
@@ -111,7 +111,7 @@ def run_evaluate(cfg: EvaluateConfig, tracking_uri: str | None = None, progress:
     benign = sample(split(load_prompt_sets(("xstest-safe",)), cfg.split, seed=0), cfg.n_benign, seed=cfg.seed) \
         if cfg.n_benign else None
     tasks = sample_tasks(TASKS, cfg.n_capability, seed=cfg.seed + 1) if cfg.n_capability else ()
-    evaluator = Evaluator(engine, judge, RelevanceModule(), prompts, cfg.samples, cfg.seed, cache,
+    evaluator = Evaluator(engine, judge, LazyRelevance(), prompts, cfg.samples, cfg.seed, cache,
                           benign=benign, tasks=tasks)
     default = model_default_config(ref, max_new_tokens=96)
     configs = [c if c is not None else default for _, c in targets]

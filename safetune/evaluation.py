@@ -22,7 +22,7 @@ import numpy as np
 
 from safetune.cache import Cache, make_key
 from safetune.components.engine import Engine
-from safetune.components.generation import GenerationRequest
+from safetune.components.requests import GenerationRequest
 from safetune.components.judges import textstats as ts
 from safetune.components.judges.base import Judge
 from safetune.config import DecodingConfig

@@ -31,7 +31,7 @@ class SafetuneConfiguredModel(PythonModel):
         self.engine = TransformersEngine(ref, cache=None, batch_size=int(cfg.get("batch_size", 16)))
 
     def predict(self, context, model_input, params=None):
-        from safetune.components.generation import GenerationRequest
+        from safetune.components.requests import GenerationRequest
 
         as_frame = isinstance(model_input, pd.DataFrame)
         if as_frame:

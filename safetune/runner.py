@@ -18,7 +18,7 @@ from safetune import importance, plots, registry, report, tracking, validation
 from safetune.cache import Cache
 from safetune.components.engine import get_engine
 from safetune.components.judges.base import get_judge
-from safetune.components.relevance import RelevanceModule
+from safetune.components.lazy import LazyRelevance
 from safetune.config import DEFAULT_LAGRANGIAN_BUDGET, DecodingConfig, SearchConfig
 from safetune.datasets import PromptSet, load_prompt_sets, sample, split
 from safetune.datasets.tasks import sample_tasks
@@ -149,7 +149,7 @@ def run_search(cfg: SearchConfig, tracking_uri: str | None = None, resume_run_id
         cfg.engine, ref=ref, cache=cache, batch_size=cfg.batch_size,
         accelerator=cfg.accelerator, devices=cfg.devices, precision=cfg.precision, dtype=cfg.dtype, **ray_kwargs,
     )
-    evaluator = Evaluator(engine, judges, RelevanceModule(), prompts, cfg.samples, cfg.seed, cache,
+    evaluator = Evaluator(engine, judges, LazyRelevance(), prompts, cfg.samples, cfg.seed, cache,
                           benign=benign, tasks=tasks)
     constrained = cfg.guards.enabled and cfg.guards.constrain
     n_constr = len(CONSTRAINTS) if constrained else 0

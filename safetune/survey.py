@@ -31,7 +31,7 @@ from safetune.cache import Cache
 from safetune.comparison import per_category
 from safetune.components.engine import get_engine
 from safetune.components.judges.base import check_judge, get_judge
-from safetune.components.relevance import RelevanceModule
+from safetune.components.lazy import LazyRelevance
 from safetune.datasets import PromptSet, load_prompt_sets, sample, split
 from safetune.datasets.splits import PARTS
 from safetune.datasets.tasks import TASKS, sample_tasks
@@ -271,7 +271,7 @@ def run_survey(cfg: SurveyConfig, tracking_uri: str | None = None, progress: boo
     prompts, benign, tasks = survey_prompts(cfg)
     tracking.setup_tracking(tracking_uri)
     judges = [get_judge(name) for name in cfg.judges]
-    relevance = RelevanceModule()
+    relevance = LazyRelevance()
     cache = Cache(Path(cfg.cache_dir) if cfg.cache_dir else cache_root() / "cache.sqlite")
 
     results: dict[str, CandidateResult] = {}

@@ -8,6 +8,9 @@ batch in flight.
 
 from __future__ import annotations
 
+# torch and Lightning are imported where generation happens, not here: a search whose answers are
+# all cached never needs them (see safetune/components/requests.py).
+
 import abc
 import hashlib
 import importlib
@@ -15,18 +18,11 @@ import logging
 import time
 from typing import Callable
 
-import lightning as L
-
-from safetune.components import quiet_lightning
-from lightning.pytorch.callbacks import BasePredictionWriter
-
 from safetune.cache import Cache, make_key
-from safetune.components.datamodule import PromptDataModule
-from safetune.components.generation import (
+from safetune.components.requests import (
     Generation,
-    GenerationModule,
     GenerationRequest,
-    load_model,
+    chat_template_source,
     load_tokenizer,
     resolve_dtype,
 )
@@ -34,7 +30,6 @@ from safetune.errors import SafetuneError
 from safetune.models import ModelRef
 
 log = logging.getLogger(__name__)
-quiet_lightning()
 
 
 class Engine(abc.ABC):
@@ -77,20 +72,6 @@ def generation_key(info: dict, request: GenerationRequest) -> str:
     )
 
 
-class CacheWriter(BasePredictionWriter):
-    """Writes each finished batch to the cache and reports progress."""
-
-    def __init__(self, cache: Cache | None, keys: dict[int, str], on_batch: Callable[[int], None] | None):
-        super().__init__(write_interval="batch")
-        self.cache, self.keys, self.on_batch = cache, keys, on_batch
-
-    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0):
-        if self.cache is not None:
-            self.cache.put_many("generation", {self.keys[g.index]: g.__dict__ for g in prediction})
-        if self.on_batch:
-            self.on_batch(len(prediction))
-
-
 class TransformersEngine(Engine):
     def __init__(
         self,
@@ -107,22 +88,31 @@ class TransformersEngine(Engine):
         self.batch_size = batch_size
         self.trainer_kwargs = dict(accelerator=accelerator, devices=devices, precision=precision)
         self.dtype = resolve_dtype(dtype, accelerator)
-        self.tokenizer = load_tokenizer(ref.path)
-        self._module: GenerationModule | None = None  # loaded on the first cache miss
+        self._tokenizer = None  # loaded on the first cache miss, like the model
+        self._info = engine_info(ref, chat_template_source(ref.path), self.dtype)
+        self._module = None  # GenerationModule, loaded on the first cache miss
         self.on_batch: Callable[[int], None] | None = None  # progress hook, set by the caller
         self.last_stats = {"cached": 0, "generated": 0, "seconds": 0.0}
         self.totals = {"cached": 0, "generated": 0}  # over this engine's life, for run metrics
 
     @property
-    def module(self) -> GenerationModule:
-        """The model, loaded when first needed: a search answered from the cache never loads it."""
+    def module(self):
+        """The GenerationModule, loaded when first needed: a search answered from the cache never loads it."""
         if self._module is None:
+            from safetune.components.generation import GenerationModule, load_model
+
             self._module = GenerationModule(load_model(self.ref.path, self.dtype), self.tokenizer,
                                             self.ref.chat_template_kwargs)
         return self._module
 
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            self._tokenizer = load_tokenizer(self.ref.path)
+        return self._tokenizer
+
     def info(self) -> dict:
-        return engine_info(self.ref, self.tokenizer.chat_template, self.dtype)
+        return dict(self._info)
 
     def key(self, request: GenerationRequest) -> str:
         return generation_key(self.info(), request)
@@ -147,6 +137,13 @@ class TransformersEngine(Engine):
         if cached and self.on_batch:
             self.on_batch(cached)
         if unique:
+            import lightning as L
+
+            from safetune.components import quiet_lightning
+            from safetune.components.datamodule import PromptDataModule
+            from safetune.components.writer import CacheWriter
+
+            quiet_lightning()
             writer = CacheWriter(self.cache, keys, self.on_batch)
             trainer = L.Trainer(
                 **self.trainer_kwargs,
@@ -179,6 +176,7 @@ _ENGINES = {
     "transformers": "safetune.components.engine:TransformersEngine",
     "multidevice": "safetune.components.multidevice:MultiDeviceEngine",  # Lightning DDP in a child process
     "ray": "safetune.components.ray_engine:RayEngine",  # Ray actors, one model copy each
+    "vllm": "safetune.components.vllm_engine:VLLMEngine",  # GPUs: per-request sampling parameters
 }
 
 

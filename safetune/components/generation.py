@@ -8,79 +8,20 @@ generation starts. A batch that does not fit in memory is split in halves and re
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import lightning as L
 import torch
 
-from safetune.components.sampling import PerRowDecoding, request_seed
+from safetune.components.requests import (  # noqa: F401 - re-exported: the light half of this module
+    DTYPES,
+    Generation,
+    GenerationRequest,
+    cpu_has_native_bf16,
+    load_tokenizer,
+    render_chat,
+    resolve_dtype,
+)
+from safetune.components.sampling import PerRowDecoding
 from safetune.config import DecodingConfig
-
-
-@dataclass(frozen=True)
-class GenerationRequest:
-    index: int  # position in the caller's list, to reassemble results
-    prompt: str
-    config: DecodingConfig
-    seed: int
-    sample: int  # sample index: a different sample is a different draw
-
-    @property
-    def group(self) -> tuple:
-        """The candidate-and-draw a request belongs to (slicing work by candidate keeps it together)."""
-        return (self.config, self.seed, self.sample)
-
-    @property
-    def rng_seed(self) -> int:
-        return request_seed(self.seed, self.sample, self.prompt)
-
-
-@dataclass
-class Generation:
-    index: int
-    response: str
-    prompt_tokens: int
-    new_tokens: int
-    finished: bool  # stopped on an end-of-sequence token rather than the length limit
-
-
-def load_tokenizer(path: str):
-    """Tokenizer with left padding and a pad token."""
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    tokenizer.padding_side = "left"  # decoder-only batched generation needs left padding
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
-
-
-DTYPES = ("auto", "float32", "bfloat16", "float16")
-
-
-def cpu_has_native_bf16() -> bool:
-    """AVX512-BF16 or AMX: bfloat16 matrix products run at about twice float32's rate there."""
-    try:
-        flags = open("/proc/cpuinfo").read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def resolve_dtype(dtype: str, accelerator: str = "cpu") -> str:
-    """``auto``: bfloat16 where the hardware computes it natively (measured 1.7x faster generation
-    on this project's AVX512-BF16 CPU, benchmarks/bench_generation.py), else float32."""
-    if dtype not in DTYPES:
-        from safetune.errors import SafetuneError
-
-        raise SafetuneError(f"unknown dtype {dtype!r}; known: {', '.join(DTYPES)}")
-    if dtype != "auto":
-        return dtype
-    if accelerator in ("cuda", "gpu"):
-        return "bfloat16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "float16"
-    if accelerator == "cpu":
-        return "bfloat16" if cpu_has_native_bf16() else "float32"
-    return "float32"
 
 
 def load_model(path: str, dtype: str = "float32"):
@@ -94,17 +35,6 @@ def load_model(path: str, dtype: str = "float32"):
 def load_causal_lm(path: str, dtype: str = "float32"):
     """Tokenizer (left padding, a pad token) and model in eval mode."""
     return load_tokenizer(path), load_model(path, dtype)
-
-
-def render_chat(tokenizer, prompt: str, system_prompt: str | None, template_kwargs: dict) -> str:
-    """The exact text the model sees: chat template with an optional system message."""
-    messages = []
-    if system_prompt is not None:
-        messages.append({"role": "system", "content": system_prompt})
-    messages.append({"role": "user", "content": prompt})
-    return tokenizer.apply_chat_template(
-        messages, tokenize=False, add_generation_prompt=True, **template_kwargs
-    )
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

@@ -37,7 +37,7 @@ from typing import Callable
 
 from safetune.cache import Cache
 from safetune.components.engine import Engine, engine_info, generation_key
-from safetune.components.generation import Generation, GenerationRequest, resolve_dtype
+from safetune.components.requests import Generation, GenerationRequest, chat_template_source, resolve_dtype
 from safetune.config import DecodingConfig
 from safetune.errors import SafetuneError
 from safetune.models import ModelRef
@@ -78,14 +78,8 @@ def split_by_config(requests: list[GenerationRequest], parts: int) -> list[list[
 
 
 def tokenizer_info(ref: ModelRef, dtype: str) -> dict:
-    """The single-process engine's ``info()`` computed from the tokenizer alone.
-
-    Identical outputs must carry identical info, so the candidate-result cache is shared across
-    engines; ``test_info_matches_single_process_engine`` keeps the two in step.
-    """
-    from transformers import AutoTokenizer
-
-    return engine_info(ref, AutoTokenizer.from_pretrained(ref.path).chat_template, dtype)
+    """The single-process engine's ``info()``, computed without loading the model or tokenizer."""
+    return engine_info(ref, chat_template_source(ref.path), dtype)
 
 
 def request_to_dict(r: GenerationRequest) -> dict:

@@ -24,7 +24,7 @@ except ImportError as exc:  # an optional extra: say how to get it instead of a 
     raise SafetuneError("the ray engine needs the ray package: pip install 'safetune[ray]'") from exc
 
 from safetune.cache import Cache
-from safetune.components.generation import Generation, GenerationRequest, resolve_dtype
+from safetune.components.requests import Generation, GenerationRequest, resolve_dtype
 from safetune.components.multidevice import DispatchingEngine, split_by_config, tokenizer_info
 from safetune.models import ModelRef
 

@@ -18,18 +18,11 @@ population, and a response depends only on its own request, never on its batch m
 
 from __future__ import annotations
 
-import hashlib
-
 import torch
 from transformers import LogitsProcessor
 
+from safetune.components.requests import request_seed  # noqa: F401 - re-exported
 from safetune.config import DecodingConfig
-
-
-def request_seed(seed: int, sample: int, prompt: str) -> int:
-    """The random stream of one request: the same for every candidate (common random numbers)."""
-    digest = hashlib.sha256(f"{seed}|{sample}|{prompt}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
 def banned_ngram_tokens(tokens: list[int], n: int) -> list[int]:

@@ -105,7 +105,7 @@ def test_unknown_engine():
 
 
 def test_dtype_auto_follows_the_hardware_and_is_part_of_the_cache_identity(tiny_llama, monkeypatch):
-    from safetune.components import generation
+    from safetune.components import requests as generation  # the dtype rule lives in the light module
 
     monkeypatch.setattr(generation, "cpu_has_native_bf16", lambda: True)
     assert generation.resolve_dtype("auto", "cpu") == "bfloat16"
