@@ -12,6 +12,7 @@ from __future__ import annotations
 # all cached never needs them (see safetune/components/requests.py).
 
 import abc
+import dataclasses
 import hashlib
 import importlib
 import logging
@@ -72,7 +73,82 @@ def generation_key(info: dict, request: GenerationRequest) -> str:
     )
 
 
-class TransformersEngine(Engine):
+class DispatchingEngine(Engine):
+    """Cache in this process, generation elsewhere: subclasses implement ``_dispatch``.
+
+    Keeps the attributes the runner uses on every engine (``on_batch``, ``last_stats``, ``totals``).
+    """
+
+    def __init__(self, cache: Cache | None):
+        self.cache = cache
+        self.on_batch: Callable[[int], None] | None = None  # progress hook, set by the caller
+        self.last_stats: dict = {"cached": 0, "generated": 0, "seconds": 0.0}
+        self.totals = {"cached": 0, "generated": 0}
+
+    @abc.abstractmethod
+    def _dispatch(self, unique: list[GenerationRequest], deliver: Callable[[list[Generation]], None]) -> None:
+        """Generate for ``unique`` (indices kept) and pass finished answers to ``deliver`` as they come."""
+
+    def close(self) -> None:
+        """Release workers; a no-op unless the backend keeps any."""
+
+    def generate(self, requests: list[GenerationRequest]) -> list[Generation]:
+        start = time.perf_counter()
+        # Positions as indices, exactly as the single-process engine does: batch seeds derive from them.
+        requests = [dataclasses.replace(r, index=i) for i, r in enumerate(requests)]
+        info = self.info()
+        keys = {r.index: generation_key(info, r) for r in requests}
+        done: dict[int, Generation] = {}
+        if self.cache is not None:
+            hits = self.cache.get_many("generation", list(set(keys.values())))
+            for r in requests:
+                if keys[r.index] in hits:
+                    done[r.index] = Generation(**{**hits[keys[r.index]], "index": r.index})
+        todo = [r for r in requests if r.index not in done]
+        unique: dict[str, GenerationRequest] = {}
+        for r in todo:
+            unique.setdefault(keys[r.index], r)  # identical requests are generated once
+        cached = len(requests) - len(todo)
+        if cached and self.on_batch:
+            self.on_batch(cached)
+        if unique:
+            answers = self._collect(list(unique.values()), keys)
+            for r in todo:
+                g = answers[unique[keys[r.index]].index]
+                done[r.index] = dataclasses.replace(g, index=r.index)
+        self.last_stats = {"cached": cached, "generated": len(unique), "seconds": time.perf_counter() - start}
+        self.totals["cached"] += cached
+        self.totals["generated"] += len(unique)
+        return [done[i] for i in range(len(requests))]
+
+    def _collect(self, unique: list[GenerationRequest], keys: dict[int, str]) -> dict[int, Generation]:
+        expected = {r.index for r in unique}
+        answers: dict[int, Generation] = {}
+
+        def deliver(batch: list[Generation]) -> None:
+            for g in batch:
+                if g.index not in expected:
+                    raise SafetuneError(f"a worker answered request {g.index}, which it was not given")
+                if g.index in answers:
+                    raise SafetuneError(f"request {g.index} was answered twice")
+                answers[g.index] = g
+            if self.cache is not None:
+                self.cache.put_many("generation", {keys[g.index]: g.__dict__ for g in batch})
+            if self.on_batch:
+                self.on_batch(len(batch))
+
+        self._dispatch(unique, deliver)
+        missing = sorted(expected - set(answers))
+        if missing:
+            raise SafetuneError(f"{len(missing)} request(s) got no answer (first: {missing[0]})")
+        return answers
+
+
+
+class TransformersEngine(DispatchingEngine):
+    """In-process generation: ``GenerationModule`` under ``Trainer.predict``, each finished batch delivered
+    (cached, counted) by a prediction writer as soon as it is done."""
+
     def __init__(
         self,
         ref: ModelRef,
@@ -83,17 +159,14 @@ class TransformersEngine(Engine):
         precision: str = "32-true",
         dtype: str = "auto",
     ):
+        super().__init__(cache)
         self.ref = ref
-        self.cache = cache
         self.batch_size = batch_size
         self.trainer_kwargs = dict(accelerator=accelerator, devices=devices, precision=precision)
         self.dtype = resolve_dtype(dtype, accelerator)
         self._tokenizer = None  # loaded on the first cache miss, like the model
         self._info = engine_info(ref, chat_template_source(ref.path), self.dtype)
         self._module = None  # GenerationModule, loaded on the first cache miss
-        self.on_batch: Callable[[int], None] | None = None  # progress hook, set by the caller
-        self.last_stats = {"cached": 0, "generated": 0, "seconds": 0.0}
-        self.totals = {"cached": 0, "generated": 0}  # over this engine's life, for run metrics
 
     @property
     def module(self):
@@ -117,59 +190,26 @@ class TransformersEngine(Engine):
     def key(self, request: GenerationRequest) -> str:
         return generation_key(self.info(), request)
 
-    def generate(self, requests: list[GenerationRequest]) -> list[Generation]:
-        start = time.perf_counter()
-        # Re-index so results come back in the caller's order whatever the batching does.
-        requests = [GenerationRequest(i, r.prompt, r.config, r.seed, r.sample) for i, r in enumerate(requests)]
-        keys = {r.index: self.key(r) for r in requests}
-        done: dict[int, Generation] = {}
-        if self.cache is not None:
-            hits = self.cache.get_many("generation", list(set(keys.values())))
-            for r in requests:
-                if keys[r.index] in hits:
-                    done[r.index] = Generation(**{**hits[keys[r.index]], "index": r.index})
-        todo = [r for r in requests if r.index not in done]
-        # Identical requests (same key) are generated once.
-        unique: dict[str, GenerationRequest] = {}
-        for r in todo:
-            unique.setdefault(keys[r.index], r)
-        cached = len(requests) - len(todo)
-        if cached and self.on_batch:
-            self.on_batch(cached)
-        if unique:
-            import lightning as L
+    def _dispatch(self, unique: list[GenerationRequest], deliver: Callable[[list[Generation]], None]) -> None:
+        import lightning as L
 
-            from safetune.components import quiet_lightning
-            from safetune.components.datamodule import PromptDataModule
-            from safetune.components.writer import CacheWriter
+        from safetune.components import quiet_lightning
+        from safetune.components.datamodule import PromptDataModule
+        from safetune.components.writer import DeliveringWriter
 
-            quiet_lightning()
-            writer = CacheWriter(self.cache, keys, self.on_batch)
-            trainer = L.Trainer(
-                **self.trainer_kwargs,
-                logger=False,
-                enable_checkpointing=False,
-                enable_progress_bar=False,
-                enable_model_summary=False,
-                callbacks=[writer],
-            )
-            batches = trainer.predict(
-                self.module, datamodule=PromptDataModule(list(unique.values()), self.batch_size)
-            )
-            if batches is None:
-                raise SafetuneError("generation returned nothing (multi-device predict must run in a subprocess)")
-            by_key = {keys[g.index]: g for batch in batches for g in batch}
-            for r in todo:
-                g = by_key[keys[r.index]]
-                done[r.index] = Generation(r.index, g.response, g.prompt_tokens, g.new_tokens, g.finished)
-        self.last_stats = {
-            "cached": cached,
-            "generated": len(unique),
-            "seconds": time.perf_counter() - start,
-        }
-        self.totals["cached"] += cached
-        self.totals["generated"] += len(unique)
-        return [done[i] for i in range(len(requests))]
+        quiet_lightning()
+        trainer = L.Trainer(
+            **self.trainer_kwargs,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            callbacks=[DeliveringWriter(deliver)],
+        )
+        batches = trainer.predict(self.module, datamodule=PromptDataModule(unique, self.batch_size),
+                                  return_predictions=True)
+        if batches is None:
+            raise SafetuneError("generation returned nothing (multi-device predict must run in a subprocess)")
 
 
 _ENGINES = {

@@ -21,7 +21,6 @@ The worker uses the single-process engine's ``GenerationModule`` (``engine.modul
 
 from __future__ import annotations
 
-import abc
 import dataclasses
 import json
 import logging
@@ -30,13 +29,12 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from safetune.cache import Cache
-from safetune.components.engine import Engine, engine_info, generation_key
+from safetune.components.engine import DispatchingEngine, engine_info  # noqa: F401 - DispatchingEngine re-exported
 from safetune.components.requests import Generation, GenerationRequest, chat_template_source, resolve_dtype
 from safetune.config import DecodingConfig
 from safetune.errors import SafetuneError
@@ -88,77 +86,6 @@ def request_to_dict(r: GenerationRequest) -> dict:
 
 def request_from_dict(d: dict) -> GenerationRequest:
     return GenerationRequest(d["index"], d["prompt"], DecodingConfig.from_dict(d["config"]), d["seed"], d["sample"])
-
-
-class DispatchingEngine(Engine):
-    """Cache in this process, generation elsewhere: subclasses implement ``_dispatch``.
-
-    Keeps the attributes the runner uses on every engine (``on_batch``, ``last_stats``, ``totals``).
-    """
-
-    def __init__(self, cache: Cache | None):
-        self.cache = cache
-        self.on_batch: Callable[[int], None] | None = None  # progress hook, set by the caller
-        self.last_stats: dict = {"cached": 0, "generated": 0, "seconds": 0.0}
-        self.totals = {"cached": 0, "generated": 0}
-
-    @abc.abstractmethod
-    def _dispatch(self, unique: list[GenerationRequest], deliver: Callable[[list[Generation]], None]) -> None:
-        """Generate for ``unique`` (indices kept) and pass finished answers to ``deliver`` as they come."""
-
-    def close(self) -> None:
-        """Release workers; a no-op unless the backend keeps any."""
-
-    def generate(self, requests: list[GenerationRequest]) -> list[Generation]:
-        start = time.perf_counter()
-        # Positions as indices, exactly as the single-process engine does: batch seeds derive from them.
-        requests = [dataclasses.replace(r, index=i) for i, r in enumerate(requests)]
-        info = self.info()
-        keys = {r.index: generation_key(info, r) for r in requests}
-        done: dict[int, Generation] = {}
-        if self.cache is not None:
-            hits = self.cache.get_many("generation", list(set(keys.values())))
-            for r in requests:
-                if keys[r.index] in hits:
-                    done[r.index] = Generation(**{**hits[keys[r.index]], "index": r.index})
-        todo = [r for r in requests if r.index not in done]
-        unique: dict[str, GenerationRequest] = {}
-        for r in todo:
-            unique.setdefault(keys[r.index], r)  # identical requests are generated once
-        cached = len(requests) - len(todo)
-        if cached and self.on_batch:
-            self.on_batch(cached)
-        if unique:
-            answers = self._collect(list(unique.values()), keys)
-            for r in todo:
-                g = answers[unique[keys[r.index]].index]
-                done[r.index] = dataclasses.replace(g, index=r.index)
-        self.last_stats = {"cached": cached, "generated": len(unique), "seconds": time.perf_counter() - start}
-        self.totals["cached"] += cached
-        self.totals["generated"] += len(unique)
-        return [done[i] for i in range(len(requests))]
-
-    def _collect(self, unique: list[GenerationRequest], keys: dict[int, str]) -> dict[int, Generation]:
-        expected = {r.index for r in unique}
-        answers: dict[int, Generation] = {}
-
-        def deliver(batch: list[Generation]) -> None:
-            for g in batch:
-                if g.index not in expected:
-                    raise SafetuneError(f"a worker answered request {g.index}, which it was not given")
-                if g.index in answers:
-                    raise SafetuneError(f"request {g.index} was answered twice")
-                answers[g.index] = g
-            if self.cache is not None:
-                self.cache.put_many("generation", {keys[g.index]: g.__dict__ for g in batch})
-            if self.on_batch:
-                self.on_batch(len(batch))
-
-        self._dispatch(unique, deliver)
-        missing = sorted(expected - set(answers))
-        if missing:
-            raise SafetuneError(f"{len(missing)} request(s) got no answer (first: {missing[0]})")
-        return answers
 
 
 # --- the multi-device job -------------------------------------------------------------------------

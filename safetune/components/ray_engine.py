@@ -25,7 +25,8 @@ except ImportError as exc:  # an optional extra: say how to get it instead of a 
 
 from safetune.cache import Cache
 from safetune.components.requests import Generation, GenerationRequest, resolve_dtype
-from safetune.components.multidevice import DispatchingEngine, split_by_config, tokenizer_info
+from safetune.components.engine import DispatchingEngine
+from safetune.components.multidevice import split_by_config, tokenizer_info
 from safetune.models import ModelRef
 
 
