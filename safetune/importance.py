@@ -92,24 +92,16 @@ def config_from_params(params: dict[str, str]) -> DecodingConfig:
 def child_runs(parent_run_id: str, client=None) -> list:
     """Finished candidate child runs of a search parent, in evaluation order (generation, start).
 
-    Found as ``tracking.existing_candidates`` finds them: ``mlflow.parentRunId`` tag, FINISHED, and
+    Found by ``tracking.child_runs`` (``mlflow.parentRunId`` tag, FINISHED), keeping those
     carrying the ``safetune.generation``/``safetune.candidate`` tags that ``log_candidate`` sets.
     """
     from mlflow.tracking import MlflowClient
 
+    from safetune import tracking
+
     client = client or MlflowClient()
-    parent = get_run(parent_run_id, client)
-    runs, token = [], None
-    while True:
-        page = client.search_runs(
-            [parent.info.experiment_id],
-            filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}' and attributes.status = 'FINISHED'",
-            max_results=1000, page_token=token,
-        )
-        runs.extend(page)
-        token = page.token
-        if not token:
-            break
+    get_run(parent_run_id, client)  # an unknown id is a one-line error
+    runs = tracking.child_runs(parent_run_id, client=client)
     kids = [r for r in runs if "safetune.generation" in r.data.tags and "safetune.candidate" in r.data.tags]
     return sorted(kids, key=lambda r: (int(r.data.tags["safetune.generation"]), r.info.start_time or 0))
 

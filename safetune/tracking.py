@@ -97,17 +97,28 @@ def log_prompt_set(prompt_set, context: str) -> None:
     mlflow.log_input(dataset, context=context)
 
 
+def child_runs(parent_run_id: str, finished: bool = True, client: MlflowClient | None = None) -> list:
+    """Child runs of a parent: the FINISHED ones, or (``finished=False``) every other status. Paged."""
+    client = client or MlflowClient()
+    parent = client.get_run(parent_run_id)
+    status = "=" if finished else "!="
+    runs, token = [], None
+    while True:
+        page = client.search_runs(
+            [parent.info.experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}' and attributes.status {status} 'FINISHED'",
+            max_results=1000, page_token=token,
+        )
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
 def existing_candidates(parent_run_id: str) -> dict[tuple[int, str], str]:
     """(generation, candidate hash) -> child run id, for finished children of a parent (resume)."""
-    client = MlflowClient()
-    run = client.get_run(parent_run_id)
-    children = client.search_runs(
-        [run.info.experiment_id],
-        filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}' and attributes.status = 'FINISHED'",
-        max_results=5000,
-    )
     out = {}
-    for child in children:
+    for child in child_runs(parent_run_id):
         tags = child.data.tags
         if "safetune.generation" in tags and "safetune.candidate" in tags:
             out[(int(tags["safetune.generation"]), tags["safetune.candidate"])] = child.info.run_id
@@ -121,12 +132,7 @@ def discard_unfinished_children(parent_run_id: str) -> int:
     it stayed, the resumed search's complete copy would make it a duplicate in every comparison.
     """
     client = MlflowClient()
-    run = client.get_run(parent_run_id)
-    children = client.search_runs(
-        [run.info.experiment_id],
-        filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}' and attributes.status != 'FINISHED'",
-        max_results=5000,
-    )
+    children = child_runs(parent_run_id, finished=False, client=client)
     for child in children:
         client.delete_run(child.info.run_id)
     return len(children)
