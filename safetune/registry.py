@@ -62,7 +62,30 @@ def log_configuration_model(run_id: str, ref: ModelRef, config: DecodingConfig, 
     return str(info.registered_model_version)
 
 
-def set_aliases(name: str, aliases: dict[str, str]) -> None:
-    client = MlflowClient()
+def set_aliases(name: str, aliases: dict[str, str], client: MlflowClient | None = None, attempts: int = 5) -> None:
+    """Point each alias at its version; last writer wins when searches share a registered model.
+
+    MLflow's SQL store sets an alias by reading then inserting, so two searches that register the
+    same model at the same moment can both try the INSERT and one gets a unique-key violation
+    (seen on PostgreSQL). The retry reads the row the other writer made and updates it instead.
+    """
+    import time
+
+    from mlflow.exceptions import MlflowException
+
+    client = client or MlflowClient()
     for alias, version in aliases.items():
-        client.set_registered_model_alias(name, alias, version)
+        for attempt in range(attempts):
+            try:
+                client.set_registered_model_alias(name, alias, version)
+                break
+            except MlflowException as exc:
+                if attempt == attempts - 1 or not _is_write_race(exc):
+                    raise
+                log.debug("alias %s@%s raced another writer; retrying", name, alias)
+                time.sleep(0.1 * 2**attempt)
+
+
+def _is_write_race(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return any(s in text for s in ("unique", "duplicate key", "already exists", "deadlock", "could not serialize"))

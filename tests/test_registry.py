@@ -1,0 +1,43 @@
+"""Alias writes survive another search writing the same alias at the same moment."""
+
+import pytest
+from mlflow.exceptions import MlflowException
+
+from safetune import registry
+
+
+class RacingClient:
+    """Fails the first ``races`` writes the way PostgreSQL reports a lost INSERT race."""
+
+    def __init__(self, races: int, message: str = 'duplicate key value violates unique constraint "registered_model_alias_pk"'):
+        self.races, self.message, self.calls, self.aliases = races, message, 0, {}
+
+    def set_registered_model_alias(self, name, alias, version):
+        self.calls += 1
+        if self.races:
+            self.races -= 1
+            raise MlflowException(self.message)
+        self.aliases[alias] = version
+
+
+def test_a_lost_insert_race_is_retried_until_the_alias_is_set(monkeypatch):
+    monkeypatch.setattr("time.sleep", lambda s: None)
+    client = RacingClient(races=2)
+    registry.set_aliases("safetune-x", {"champion": "3", "safest": "1"}, client=client)
+    assert client.aliases == {"champion": "3", "safest": "1"} and client.calls == 4
+
+
+def test_other_errors_are_not_retried(monkeypatch):
+    monkeypatch.setattr("time.sleep", lambda s: None)
+    client = RacingClient(races=1, message="RESOURCE_DOES_NOT_EXIST: no model version 9")
+    with pytest.raises(MlflowException, match="no model version"):
+        registry.set_aliases("safetune-x", {"champion": "9"}, client=client)
+    assert client.calls == 1
+
+
+def test_a_race_that_never_ends_still_fails(monkeypatch):
+    monkeypatch.setattr("time.sleep", lambda s: None)
+    client = RacingClient(races=99)
+    with pytest.raises(MlflowException, match="duplicate key"):
+        registry.set_aliases("safetune-x", {"champion": "1"}, client=client, attempts=3)
+    assert client.calls == 3
