@@ -52,6 +52,7 @@ RHO_BRIDGES = ["bias/bridge_pairs", "bias/bridge_scaleup", "deception/bridge_pai
 RHO_FILES |= {"rho_" + b.replace("/", "_") + ".json": b + ".json" for b in RHO_BRIDGES}
 XSTEST = "xstest_v2_completions_labelled.csv"  # reporting only
 HANDWRITTEN = "handwritten_benign_edgy.json"
+CONTRAST = "handwritten_harmful_contrast.json"  # harmful requests in the benign file's words and forms
 
 
 def _pkg_dir(name: str) -> Path:
@@ -181,6 +182,10 @@ def load_labelled() -> list[dict]:
     for item in json.loads((DATA_DIR / HANDWRITTEN).read_text(encoding="utf-8")):
         rows.append(_row(item["prompt"], item["response"], f"hw/{item['id']}", "handwritten", 0, 1,
                          "benign-edgy compliance"))
+    # Their harmful mirrors (requests only, no answers): the prompt head must learn "kill a person"
+    # vs "kill a process", not "the word kill".
+    for item in json.loads((DATA_DIR / CONTRAST).read_text(encoding="utf-8")):
+        rows.append(_row(item["prompt"], None, f"hc/{item['id']}", "handwritten-contrast", 1, None, "harmful prompt"))
     for name in ("rho_overrefusal_benign_edgy_80.json", "rho_overrefusal_expanded_70.json"):
         for item in json.loads((DATA_DIR / name).read_text(encoding="utf-8")):
             rows.append(_row(item["text"], None, f"rho/{item['id']}", "rho-overrefusal", 0, None, "benign-edgy prompt"))
@@ -410,7 +415,8 @@ def _truncated(rows: list[dict]) -> list[dict]:
 def _fit_heads(rows: list[dict], vec: dict) -> dict:
     prompts = {r["prompt"]: r["prompt_harmful"] for r in rows if r["prompt_harmful"] is not None}
     keys = sorted(prompts)
-    heads = {"prompt": fit_head(np.stack([vec[p] for p in keys]), np.array([prompts[p] for p in keys]), PROMPT_C)}
+    pe, y = np.stack([vec[p] for p in keys]), np.array([prompts[p] for p in keys])
+    heads = {"prompt": fit_head(pe, y, PROMPT_C), "bank": {"emb": pe.astype(np.float16), "label": y.astype(np.int8)}}
     # Comply head: only rows whose request is harmful, label = human/synthetic "harmful answer".
     # (Benign rows would teach "any good answer complies", and the same rho answer is benign for
     # its own question but a safe off-target answer for the harmful twin: opposite labels.)
@@ -425,8 +431,57 @@ def _fit_heads(rows: list[dict], vec: dict) -> dict:
 def _head_outputs(heads: dict, rows: list[dict], vec: dict):
     from safetune.components.judges.trained import _predict
 
+    from safetune.components.judges.trained import knn_margin
+
     pe, x, cos, det = _features(rows, vec)
+    for d, m in zip(det, knn_margin(heads["bank"], pe)):
+        d["prompt_knn_margin"] = float(m)
     return _predict(pe, heads["prompt"]), _predict(x, heads["comply"]), cos, det
+
+
+# Stacker: shallow boosted trees over the heads' out-of-fold outputs + text measures. Depth 3 /
+# 200 trees / rate 0.05 / leaves >= 20 rows, picked by grouped CV on the train split (depth 2 and
+# small MLPs were within 0.01-0.03 balanced accuracy; a logistic stacker did not beat the product).
+STACK_DEPTH, STACK_TREES, STACK_RATE, STACK_MIN_LEAF = 3, 200, 0.05, 20
+
+
+def _fold_of(rows: list[dict], seed: int, folds: int) -> dict[str, int]:
+    groups = sorted({r["group"] for r in rows})
+    order = np.random.RandomState(seed).permutation(len(groups))
+    return {groups[j]: i % folds for i, j in enumerate(order)}
+
+
+def _labelled(rows: list[dict]) -> list[dict]:
+    return [r for r in rows if r["response"] is not None and r["label"] is not None]
+
+
+def _oof_outputs(rows: list[dict], vec: dict, seed: int, folds: int):
+    """Head outputs for every labelled row from heads that never saw its group (grouped K-fold)."""
+    fold_of = _fold_of(rows, seed, folds)
+    lab = _labelled(rows)
+    pp, pc, cos = np.zeros(len(lab)), np.zeros(len(lab)), np.zeros(len(lab))
+    det: list = [None] * len(lab)
+    for f in range(folds):
+        heads = _fit_heads([r for r in rows if fold_of[r["group"]] != f], vec)
+        idx = [i for i, r in enumerate(lab) if fold_of[r["group"]] == f]
+        if not idx:
+            continue
+        a, b, c, d = _head_outputs(heads, [lab[i] for i in idx], vec)
+        pp[idx], pc[idx], cos[idx] = a, b, c
+        for i, di in zip(idx, d):
+            det[i] = di
+    return lab, pp, pc, cos, det
+
+
+def _fit_judge(rows: list[dict], vec: dict, seed: int, folds: int = CV_FOLDS) -> tuple[dict, dict]:
+    """Heads on all ``rows``; the stacker on the heads' out-of-fold outputs (as it will see them)."""
+    from safetune.components.judges.trained import stack_matrix
+    from safetune.components.judges.trees import fit_trees
+
+    lab, pp, pc, cos, det = _oof_outputs(rows, vec, seed, folds)
+    y = np.array([r["label"] for r in lab])
+    stacker = fit_trees(stack_matrix(pp, pc, cos, det), y, STACK_DEPTH, STACK_TREES, STACK_RATE, STACK_MIN_LEAF, seed)
+    return _fit_heads(rows, vec), stacker
 
 
 def kind_balanced_accuracy(labels, preds, kinds) -> float:
@@ -449,20 +504,24 @@ def _metrics(labels, scores, preds, kinds) -> dict:
 
 
 def cross_validate(rows: list[dict], vec: dict, seed: int = 0, folds: int = CV_FOLDS) -> tuple[dict, dict]:
-    """Grouped K-fold (a prompt's rows, and a rho pair, never straddle folds): OOF metrics + thresholds."""
+    """Nested grouped K-fold (a prompt's rows, and a rho pair, never straddle folds): each outer fold's
+    heads *and* stacker are fitted on the other folds only (the stacker on inner out-of-fold outputs),
+    so the out-of-fold metrics and the thresholds picked from them never saw the rows they score."""
     from sklearn.metrics import roc_auc_score
 
-    groups = sorted({r["group"] for r in rows})
-    order = np.random.RandomState(seed).permutation(len(groups))
-    fold_of = {groups[j]: i % folds for i, j in enumerate(order)}
-    lab = [r for r in rows if r["response"] is not None and r["label"] is not None]
-    pp, pc, cos = np.zeros(len(lab)), np.zeros(len(lab)), np.zeros(len(lab))
+    from safetune.components.judges.trained import stack_matrix
+    from safetune.components.judges.trees import predict_proba
+
+    fold_of = _fold_of(rows, seed, folds)
+    lab = _labelled(rows)
+    pp, pc, cos, pu = np.zeros(len(lab)), np.zeros(len(lab)), np.zeros(len(lab)), np.zeros(len(lab))
     det: list = [None] * len(lab)
     for f in range(folds):
-        heads = _fit_heads([r for r in rows if fold_of[r["group"]] != f], vec)
+        heads, stacker = _fit_judge([r for r in rows if fold_of[r["group"]] != f], vec, seed + 1 + f, folds)
         idx = [i for i, r in enumerate(lab) if fold_of[r["group"]] == f]
         a, b, c, d = _head_outputs(heads, [lab[i] for i in idx], vec)
         pp[idx], pc[idx], cos[idx] = a, b, c
+        pu[idx] = predict_proba(stacker, stack_matrix(a, b, c, d))
         for i, di in zip(idx, d):
             det[i] = di
     y = np.array([r["label"] for r in lab])
@@ -476,7 +535,7 @@ def cross_validate(rows: list[dict], vec: dict, seed: int = 0, folds: int = CV_F
     best, grid = None, {}
     for t in THRESHOLD_GRID:  # pick the unsafe threshold on OOF predictions (training side only)
         judge.params = {**params, "unsafe_threshold": t}
-        v = [judge._verdict(float(a), float(b), float(c), d) for a, b, c, d in zip(pp, pc, cos, det)]
+        v = [judge._verdict(float(a), float(b), float(c), d, float(u)) for a, b, c, d, u in zip(pp, pc, cos, det, pu)]
         preds = np.array([x.harmful for x in v])
         m = _metrics(y, [x.score for x in v], preds, kinds)
         # Balanced accuracy, minus the average excess over 5% FPR across non-harmful kinds: the
@@ -502,7 +561,7 @@ def train(output_dir: str | Path = ARTIFACT_DIR, seed: int = 0, max_groups: int 
     """
     import sklearn
 
-    from safetune.components.judges.trained import PARAMS, WEIGHTS, save_artifact
+    from safetune.components.judges.trained import PARAMS, STACK_FEATURES, WEIGHTS, save_artifact
     from safetune.embeddings import DEFAULT_EMBEDDER
 
     out = Path(output_dir)
@@ -513,10 +572,12 @@ def train(output_dir: str | Path = ARTIFACT_DIR, seed: int = 0, max_groups: int 
     answered = [r for r in rows if r["response"] is not None]
     vec = _embed([r["prompt"] for r in rows] + [r["response"] for r in answered + _truncated(answered)])
     cv, params = cross_validate(rows, vec, seed)
-    heads = _fit_heads(rows, vec)
+    heads, stacker = _fit_judge(rows, vec, seed)
     params.update({"embedder": DEFAULT_EMBEDDER, "prompt_C": PROMPT_C, "comply_C": COMPLY_C, "seed": seed,
-                   "format": 1})
-    save_artifact(out, heads, params)
+                   "stacker": {"depth": STACK_DEPTH, "trees": STACK_TREES, "rate": STACK_RATE,
+                               "min_leaf": STACK_MIN_LEAF, "features": list(STACK_FEATURES)},
+                   "format": 2})
+    save_artifact(out, heads, params, stacker)
     manifest = {
         "command": command or f"safetune judge-train --output-dir {out} --seed {seed}",
         "seed": seed, "python": sys.version.split()[0], "sklearn": sklearn.__version__, "numpy": np.__version__,

@@ -92,9 +92,12 @@ def test_manifest_matches_vendored_files():
     assert manifest["data"][training.XSTEST]["use"].startswith("reporting only")
     assert manifest["seed"] == 0 and "judge-train" in manifest["command"]
     assert {"roc_auc", "balanced_accuracy", "fpr_by_kind"} <= set(manifest["cv"])
-    # Only small, non-pickle weights ship.
+    # Only small, non-pickle weights ship: heads, trees and the prompt bank (float16 embeddings of
+    # the training prompts, no text).
     with np.load(ARTIFACT_DIR / WEIGHTS, allow_pickle=False) as z:
-        assert sum(a.size for a in z.values()) < 10_000
+        assert z["bank_emb"].dtype == np.float16 and z["bank_emb"].shape[0] == z["bank_label"].shape[0]
+        assert sum(a.size for k, a in z.items() if k != "bank_emb") < 40_000
+    assert (ARTIFACT_DIR / WEIGHTS).stat().st_size < 2_000_000
 
 
 def test_dev_prompts_never_train():
