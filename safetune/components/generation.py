@@ -4,9 +4,18 @@ One ``predict_step`` call generates for a batch of ``GenerationRequest``s that m
 different candidates: each row keeps its own system prompt and decoding knobs (``PerRowDecoding``),
 so a whole population shares large batches. Left padding makes every row's prompt end where
 generation starts. A batch that does not fit in memory is split in halves and retried.
+
+``decode_compacting`` is the decode loop: transformers' ``generate`` keeps every row in the batch
+until all rows have stopped, so a row that stopped early (or has a lower ``max_new_tokens``) still
+costs a forward each step; the loop instead drops finished rows from the batch (KV cache, mask,
+positions, ``PerRowDecoding`` state) and gives the same tokens. Models whose cache cannot be
+row-selected (see ``compaction_supported``) keep ``generate``.
 """
 
 from __future__ import annotations
+
+import contextlib
+import inspect
 
 import lightning as L
 import torch
@@ -44,12 +53,143 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
 
 
+def _selectable_layer_types() -> tuple[type, ...]:
+    """Cache layers whose ``reorder_cache`` gathers the layer's whole per-row state.
+
+    ``reorder_cache`` (beam search's reordering) is an ``index_select`` on the batch dimension of every
+    state tensor a layer holds (keys/values; conv and recurrent states of linear attention), so with
+    fewer indices it keeps just those rows. Exact types only: a subclass may hold more per-row state.
+    (``batch_select_indices`` is not used: linear-attention layers lack it, and the hybrid
+    linear+full layer inherits the key/value-only one from ``DynamicLayer``.)
+    """
+    from transformers import cache_utils
+
+    names = ("DynamicLayer", "DynamicSlidingWindowLayer", "LinearAttentionLayer",
+             "LinearAttentionAndFullAttentionLayer", "LinearAttentionAndSlidingWindowAttentionLayer")
+    return tuple(getattr(cache_utils, n) for n in names if hasattr(cache_utils, n))
+
+
+def compaction_supported(model) -> bool:
+    """Whether ``decode_compacting`` reproduces ``generate`` for this model (else ``generate`` is used).
+
+    Yes when generate() would build a plain ``DynamicCache`` from the config whose layers are all
+    row-selectable and not compileable as a whole (a compileable cache makes generate() build 4D
+    masks and maybe compile the forward), and the model keeps transformers' stock input preparation
+    (position ids from the mask, slicing, cache creation) that the loop copies. Llama, Qwen3 and
+    Qwen3.5 text models (``Qwen3_5ForCausalLM``, what ``AutoModelForCausalLM`` loads for Qwen3.5:
+    linear-attention + full-attention layers) qualify; encoder-decoders, remote-code models, models
+    overriding generate()'s preparation (e.g. ``Qwen3_5ForConditionalGeneration``'s 3D positions,
+    mamba-style caches) and static/quantized/indexed cache layers do not.
+    """
+    from transformers import DynamicCache, GenerationMixin
+
+    config = model.config
+    if getattr(config, "is_encoder_decoder", False):
+        return False
+    is_remote = getattr(model, "is_remote_code", None)
+    if callable(is_remote) and is_remote():
+        return False
+    cls = type(model)
+    for name in ("prepare_inputs_for_generation", "_prepare_cache_for_generation",
+                 "_prepare_position_ids_for_generation", "_update_model_kwargs_for_generation", "_prefill", "_sample"):
+        if getattr(cls, name, None) is not getattr(GenerationMixin, name, None):
+            return False
+    supports_dynamic = getattr(model, "_supports_default_dynamic_cache", None)
+    if not callable(supports_dynamic) or not supports_dynamic():
+        return False
+    if "position_ids" not in inspect.signature(model.forward).parameters:
+        return False
+    try:
+        cache = DynamicCache(config=config.get_text_config(decoder=True))
+    except Exception:  # an unknown layer type: not ours to select
+        return False
+    selectable = _selectable_layer_types()
+    return bool(cache.layers) and not cache.is_compileable and all(type(layer) in selectable for layer in cache.layers)
+
+
+def decode_compacting(model, enc: dict, decoding: PerRowDecoding, limits: list[int], stop_ids: list[int],
+                      stats: dict | None = None) -> list[list[int]]:
+    """Greedy over ``decoding``'s choice, like ``generate``, but finished rows leave the batch.
+
+    Each step feeds exactly what generate() would (transformers 5: ``prepare_inputs_for_generation``
+    after ``_prepare_position_ids_for_generation``): the prefill gets the left-padded prompt, the mask
+    (dropped when it holds no padding, as generate() does), position ids ``cumsum(mask) - 1`` with
+    padding at 0, a ``DynamicCache`` built from the config and ``logits_to_keep=1``; each later step
+    the last token, the mask grown by one and the last position + 1. ``decoding`` sees the active
+    rows' full ids (padded prompt + tokens so far), as generate() passes them.
+
+    A row ends when it emits a stop id or holds ``limits[row]`` tokens; it is then removed from the
+    cache, mask, positions, ids and ``decoding``. Returns each original row's tokens (its stop id
+    included when it stopped). ``stats``, if given, receives the forward rows, steps and compactions.
+    """
+    from transformers import DynamicCache
+
+    input_ids, mask = enc["input_ids"], enc["attention_mask"]
+    device = input_ids.device
+    width = input_ids.shape[1]
+    positions = mask.long().cumsum(-1) - 1
+    positions = positions.masked_fill(mask == 0, 0)
+    if bool((mask == 1).all()):
+        mask = None
+    cache = DynamicCache(config=model.config.get_text_config(decoder=True))
+    extra = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+    stops = torch.tensor(sorted(set(stop_ids)), device=device)
+    row_limits = torch.tensor(limits, device=device)
+    active = list(range(input_ids.shape[0]))  # original row of each row still in the batch
+    generated: list[list[int]] = [[] for _ in active]
+    forward_rows = steps = compactions = 0
+
+    def forward(step_ids: torch.Tensor, step_positions: torch.Tensor) -> torch.Tensor:
+        nonlocal forward_rows, steps
+        out = model(input_ids=step_ids.contiguous(), attention_mask=mask, position_ids=step_positions.contiguous(),
+                    past_key_values=cache, use_cache=True, return_dict=True, **extra)
+        forward_rows += step_ids.shape[0]
+        steps += 1
+        return out.logits[:, -1].to(copy=True, dtype=torch.float32, device=device)
+
+    logits = forward(input_ids, positions)  # the prefill
+    # generate() runs its decode steps (not the prefill) under this context (MoE kernels off CPU).
+    optimize = getattr(model, "_optimize_model_for_decode", None)
+    with optimize() if callable(optimize) else contextlib.nullcontext():
+        while True:
+            tokens = decoding(input_ids, logits).argmax(dim=-1)
+            input_ids = torch.cat([input_ids, tokens[:, None]], dim=-1)
+            for row, token in zip(active, tokens.tolist()):
+                generated[row].append(token)
+            done = torch.isin(tokens, stops) | (row_limits <= input_ids.shape[1] - width)
+            if bool(done.all()):
+                break
+            # Compact as soon as any row finished. A finished row left in the batch costs a full forward
+            # row every remaining step (every weight matmul plus attention over its cache), while dropping
+            # it copies the kept rows' cache once, about what ``DynamicLayer.update``'s torch.cat already
+            # copies every step, and this happens at most once per row. So it pays from the next step on.
+            if bool(done.any()):
+                keep = torch.nonzero(~done).flatten()
+                cache.reorder_cache(keep)
+                input_ids, positions, row_limits = input_ids[keep], positions[keep], row_limits[keep]
+                mask = mask[keep] if mask is not None else None
+                decoding.select(keep.cpu())
+                active = [active[i] for i in keep.tolist()]
+                compactions += 1
+            if mask is not None:
+                mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=-1)
+            positions = positions[:, -1:] + 1
+            logits = forward(input_ids[:, -1:], positions)
+    if stats is not None:
+        stats.update(forward_rows=forward_rows, steps=steps, compactions=compactions)
+    return generated
+
+
 class GenerationModule(L.LightningModule):
     def __init__(self, model, tokenizer, template_kwargs: dict | None = None):
         super().__init__()
         self.model = model
         self.tokenizer = tokenizer
         self.template_kwargs = dict(template_kwargs or {})
+        # Finished rows leave the batch (decode_compacting) when the model allows it; False: generate().
+        self.compact = True
+        self._compaction_supported: bool | None = None
+        self.last_decode: dict = {}  # the last batch's path and, for the compacting loop, forward rows
         # Nothing from the model's own generation_config.json may leak into a candidate's decoding:
         # each candidate's GenerationConfig is complete, and the model's default becomes neutral.
         from transformers import GenerationConfig
@@ -89,6 +229,15 @@ class GenerationModule(L.LightningModule):
         gc.validate(strict=True)
         return gc
 
+    @property
+    def compacting(self) -> bool:
+        """Whether batches go through ``decode_compacting`` (``compact`` on and the model supports it)."""
+        if not self.compact:
+            return False
+        if self._compaction_supported is None:
+            self._compaction_supported = compaction_supported(self.model)
+        return self._compaction_supported
+
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
         # Batches are plain request objects; tensors are made on the model's device in predict_step.
         return batch
@@ -117,17 +266,25 @@ class GenerationModule(L.LightningModule):
             [r.config for r in batch], [r.rng_seed for r in batch], width,
             pad_lengths=(enc["attention_mask"] != 0).int().argmax(dim=1), stop_id=self.stop_ids[0],
         )
-        # generate() only takes the token PerRowDecoding chose for each row (greedy over its output).
-        gc = GenerationConfig(
-            do_sample=False, max_new_tokens=max(limits), pad_token_id=self.tokenizer.pad_token_id,
-            eos_token_id=self.stop_ids, bos_token_id=self.tokenizer.bos_token_id,
-        )
-        with torch.inference_mode():
-            out = self.model.generate(**enc, generation_config=gc, logits_processor=LogitsProcessorList([decoding]))
-        new = out[:, width:]
+        # Extra tokenizer outputs (token_type_ids, ...) would need generate()'s handling: not compacted.
+        if self.compacting and set(enc) <= {"input_ids", "attention_mask"}:
+            stats = {"path": "compact"}
+            with torch.inference_mode():
+                new = decode_compacting(self.model, enc, decoding, limits, self.stop_ids, stats)
+        else:
+            # generate() only takes the token PerRowDecoding chose for each row (greedy over its output).
+            gc = GenerationConfig(
+                do_sample=False, max_new_tokens=max(limits), pad_token_id=self.tokenizer.pad_token_id,
+                eos_token_id=self.stop_ids, bos_token_id=self.tokenizer.bos_token_id,
+            )
+            with torch.inference_mode():
+                out = self.model.generate(**enc, generation_config=gc, logits_processor=LogitsProcessorList([decoding]))
+            new = [row.tolist() for row in out[:, width:]]
+            stats = {"path": "generate"}
+        self.last_decode = stats
         results = []
         for row, request in enumerate(batch):
-            ids = new[row].tolist()[: limits[row]]
+            ids = new[row][: limits[row]]
             finished = False
             n_new = len(ids)
             for pos, token in enumerate(ids):

@@ -13,7 +13,8 @@ population, and a response depends only on its own request, never on its batch m
 - the seed depends on (search seed, sample index, prompt), not on the candidate: candidates share
   random numbers for the same prompt (common random numbers), so their differences are not noise;
 - a row that reaches its own ``max_new_tokens`` is ended with a stop token (the caller cuts the
-  response at the row's limit, so such a row counts as truncated, not finished).
+  response at the row's limit, so such a row counts as truncated, not finished);
+- ``select`` keeps only some rows: the compacting decode loop drops finished rows from the batch.
 """
 
 from __future__ import annotations
@@ -47,6 +48,20 @@ class PerRowDecoding(LogitsProcessor):
         self.top_p = torch.tensor([c.top_p if c.do_sample else 1.0 for c in configs], dtype=torch.float32)
         self.max_new = torch.tensor([c.max_new_tokens for c in configs])
         self.generators = [torch.Generator().manual_seed(s) for s in seeds]
+
+    def select(self, rows) -> None:
+        """Keep only ``rows`` (positions in the current batch, in that order), dropping the others' state.
+
+        The compacting decode loop (``generation.decode_compacting``) removes finished rows from the
+        batch; each kept row keeps its own knobs, padding length and random stream, so its tokens stay
+        the same as in an uncompacted batch.
+        """
+        index = torch.as_tensor(rows, dtype=torch.long).cpu().flatten()
+        kept = index.tolist()
+        self.configs = [self.configs[i] for i in kept]
+        self.generators = [self.generators[i] for i in kept]
+        for name in ("pad_lengths", "greedy", "temperature", "penalty", "top_k", "top_p", "max_new"):
+            setattr(self, name, getattr(self, name)[index])
 
     # --- transformers' processors, one value per row -------------------------------------------
     def _repetition_penalty(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:

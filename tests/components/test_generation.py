@@ -1,12 +1,21 @@
 """Generation on tiny random Llama and Qwen3.5 models: batching, padding, knobs, stop tokens."""
 
+import collections
+
 import pytest
 import torch
 
 from safetune.cache import Cache
 from safetune.components.datamodule import BucketBatchSampler
 from safetune.components.engine import TransformersEngine, get_engine
-from safetune.components.generation import GenerationModule, GenerationRequest, load_causal_lm, render_chat
+from safetune.components import generation
+from safetune.components.generation import (
+    GenerationModule,
+    GenerationRequest,
+    compaction_supported,
+    load_causal_lm,
+    render_chat,
+)
 from safetune.config import DecodingConfig
 from safetune.errors import SafetuneError
 from safetune.models import resolve_model
@@ -120,3 +129,121 @@ def test_dtype_auto_follows_the_hardware_and_is_part_of_the_cache_identity(tiny_
     request = requests(GREEDY)[0]
     assert fp32.key(request) != bf16.key(request)  # different weights' precision, different answers
     assert bf16.module.model.dtype == torch.bfloat16
+
+
+# --- the compacting decode loop: finished rows leave the batch, tokens stay those of generate() ----------
+
+@pytest.fixture(scope="module")
+def tiny_qwen3(tiny_llama, tmp_path_factory) -> str:
+    """A tiny random Qwen3 (full attention with q/k norms), with the Llama fixture's tokenizer."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    folder = tmp_path_factory.mktemp("tiny-qwen3")
+    tok = AutoTokenizer.from_pretrained(tiny_llama)
+    tok.save_pretrained(folder)
+    config = AutoConfig.for_model(
+        "qwen3", vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=2048,
+        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+        tie_word_embeddings=True, initializer_range=0.5,
+    )
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(config).save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="module", params=["llama", "qwen3", "qwen3_5"])
+def module(request, tiny_llama, tiny_qwen3, tiny_qwen):
+    path = {"llama": tiny_llama, "qwen3": tiny_qwen3, "qwen3_5": tiny_qwen}[request.param]
+    tok, model = load_causal_lm(path)
+    return GenerationModule(model, tok)
+
+
+# Prompts of very different lengths (left padding of different widths), knobs of every kind, and
+# per-row budgets from 1 token to the batch maximum.
+MIXED_PROMPTS = PROMPTS + ["x", "Water boils at what temperature, and why does the boiling point depend on the "
+                           "pressure around it? Answer in detail, step by step.", "I cannot help", "Here is a guide"]
+MIXED_CONFIGS = [
+    DecodingConfig(temperature=0.0, max_new_tokens=20),
+    DecodingConfig(temperature=0.0, repetition_penalty=1.3, max_new_tokens=1),
+    DecodingConfig(temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=9, system_prompt="policy"),
+    DecodingConfig(temperature=0.7, top_k=20, top_p=0.9, repetition_penalty=0.8, max_new_tokens=4),
+    DecodingConfig(temperature=1.5, top_k=5, top_p=0.5, no_repeat_ngram_size=2, max_new_tokens=14),
+    DecodingConfig(temperature=0.0, no_repeat_ngram_size=3, max_new_tokens=2, system_prompt="none"),
+]
+
+
+def mixed_requests(n=12, seed=0):
+    return [GenerationRequest(i, MIXED_PROMPTS[i % len(MIXED_PROMPTS)], MIXED_CONFIGS[i % len(MIXED_CONFIGS)],
+                              seed, i % 2) for i in range(n)]
+
+
+def run(module, reqs, compact: bool):
+    """Generations and the rows the model's forward saw, through the loop or through generate()."""
+    rows = []
+    handle = module.model.register_forward_pre_hook(
+        lambda m, args, kwargs: rows.append(kwargs["input_ids"].shape[0]), with_kwargs=True)
+    module.compact = compact
+    try:
+        out = module._generate(reqs)
+    finally:
+        module.compact = True
+        handle.remove()
+    assert module.last_decode["path"] == ("compact" if compact else "generate")
+    return [(g.index, g.response, g.new_tokens, g.finished, g.prompt_tokens) for g in out], sum(rows)
+
+
+def test_every_tiny_model_takes_the_compacting_path(module):
+    assert compaction_supported(module.model) and module.compacting
+
+
+def test_compacting_loop_matches_generate(module):
+    reqs = mixed_requests()
+    new, new_rows = run(module, reqs, compact=True)
+    stats = dict(module.last_decode)
+    old, old_rows = run(module, reqs, compact=False)
+    assert new == old
+    # Each row ran exactly as many forwards as tokens it produced (its stop token included), and the
+    # rows with small budgets left the batch early.
+    assert new_rows == stats["forward_rows"] == sum(n + finished for _, _, n, finished, _ in new)
+    assert stats["compactions"] >= 3 and new_rows < old_rows
+    assert {n for _, _, n, _, _ in new} >= {1, 2, 4}
+
+
+def test_compacting_loop_matches_generate_when_most_rows_stop_early(module, monkeypatch):
+    reqs = mixed_requests(seed=3)
+    for i, r in enumerate(reqs):  # every row with room to stop early
+        reqs[i] = GenerationRequest(r.index, r.prompt, MIXED_CONFIGS[[0, 2, 4][i % 3]], r.seed, r.sample)
+    tokens = []
+    real = generation.decode_compacting
+    monkeypatch.setattr(generation, "decode_compacting", lambda *a, **k: tokens.append(real(*a, **k)) or tokens[-1])
+    module._generate(reqs)
+    monkeypatch.setattr(generation, "decode_compacting", real)
+    # The tokens the model emits after the first in the most rows become stop tokens too.
+    common = collections.Counter(t for row in tokens[0] for t in set(row[1:])).most_common(4)
+    monkeypatch.setattr(module, "stop_ids", sorted(set(module.stop_ids) | {t for t, _ in common}))
+    new, new_rows = run(module, reqs, compact=True)
+    stats = dict(module.last_decode)
+    old, old_rows = run(module, reqs, compact=False)
+    assert new == old
+    stopped = [finished and n < r.config.max_new_tokens for (_, _, n, finished, _), r in zip(new, reqs)]
+    assert sum(stopped) > len(reqs) // 2
+    assert stats["compactions"] >= 2 and new_rows == sum(n + f for _, _, n, f, _ in new) < old_rows
+
+
+def test_a_model_whose_cache_cannot_be_row_selected_keeps_generate(tiny_llama, monkeypatch):
+    tok, model = load_causal_lm(tiny_llama)
+    assert compaction_supported(model)
+    monkeypatch.setattr(generation, "_selectable_layer_types", lambda: ())  # e.g. a static or quantized layer
+    assert not compaction_supported(model)
+    module = GenerationModule(model, tok)
+    out = module._generate(requests(GREEDY))
+    assert module.last_decode == {"path": "generate"} and len(out) == len(PROMPTS)
+    monkeypatch.undo()
+
+    class OwnInputs(type(model)):  # a model with its own generate() input preparation is not reproduced
+        def prepare_inputs_for_generation(self, *args, **kwargs):
+            return super().prepare_inputs_for_generation(*args, **kwargs)
+
+    model.__class__ = OwnInputs
+    assert not compaction_supported(model)

@@ -70,6 +70,23 @@ def test_greedy_rows_take_the_argmax_and_limits_end_rows():
     assert int(out[1].argmax()) == 7 and torch.isinf(out[1]).sum() == VOCAB - 1
 
 
+def test_select_keeps_the_chosen_rows_state():
+    # Dropping rows (the compacting decode loop) leaves the kept rows as a fresh processor for them would be.
+    torch.manual_seed(2)
+    ids = torch.randint(0, VOCAB, (len(CONFIGS), 9))
+    ids[:, 3:5] = ids[:, 6:8]
+    pads = torch.tensor([0, 2, 1, 3, 0])
+    seeds = [11, 12, 13, 14, 15]
+    full = PerRowDecoding(CONFIGS, seeds, prompt_width=6, pad_lengths=pads, stop_id=0)
+    full.select([4, 2, 1])
+    alone = PerRowDecoding([CONFIGS[i] for i in (4, 2, 1)], [seeds[i] for i in (4, 2, 1)], prompt_width=6,
+                           pad_lengths=pads[[4, 2, 1]], stop_id=0)
+    for step in range(3):
+        scores = torch.randn(3, VOCAB) * 3
+        step_ids = torch.cat([ids[[4, 2, 1]], torch.randint(0, VOCAB, (3, step))], dim=1)
+        assert torch.equal(full(step_ids, scores.clone()), alone(step_ids, scores.clone()))
+
+
 def test_sampling_follows_the_distribution_and_its_seed():
     logits = torch.log(torch.tensor([[0.5, 0.3, 0.2] + [0.0] * (VOCAB - 3)]))
     config = DecodingConfig(temperature=1.0, top_k=0, top_p=1.0)
