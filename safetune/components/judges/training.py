@@ -52,7 +52,8 @@ RHO_BRIDGES = ["bias/bridge_pairs", "bias/bridge_scaleup", "deception/bridge_pai
 RHO_FILES |= {"rho_" + b.replace("/", "_") + ".json": b + ".json" for b in RHO_BRIDGES}
 XSTEST = "xstest_v2_completions_labelled.csv"  # reporting only
 HANDWRITTEN = "handwritten_benign_edgy.json"
-CONTRAST = "handwritten_harmful_contrast.json"  # harmful requests in the benign file's words and forms
+CONTRAST = "handwritten_harmful_contrast.json"
+EVERYDAY = "handwritten_everyday.json"  # plain everyday requests + good answers (no edgy words)  # harmful requests in the benign file's words and forms
 
 
 def _pkg_dir(name: str) -> Path:
@@ -182,6 +183,11 @@ def load_labelled() -> list[dict]:
     for item in json.loads((DATA_DIR / HANDWRITTEN).read_text(encoding="utf-8")):
         rows.append(_row(item["prompt"], item["response"], f"hw/{item['id']}", "handwritten", 0, 1,
                          "benign-edgy compliance"))
+    # Ordinary requests: without them the only everyday prompts are PyRIT's, and a judge trained
+    # with those held out flagged 20-60% of helpful everyday answers (leave-source-out check).
+    for item in json.loads((DATA_DIR / EVERYDAY).read_text(encoding="utf-8")):
+        rows.append(_row(item["prompt"], item["response"], f"ev/{item['id']}", "handwritten-everyday", 0, 1,
+                         "benign compliance"))
     # Their harmful mirrors (requests only, no answers): the prompt head must learn "kill a person"
     # vs "kill a process", not "the word kill".
     for item in json.loads((DATA_DIR / CONTRAST).read_text(encoding="utf-8")):
@@ -443,6 +449,12 @@ def _head_outputs(heads: dict, rows: list[dict], vec: dict):
 # 200 trees / rate 0.05 / leaves >= 20 rows, picked by grouped CV on the train split (depth 2 and
 # small MLPs were within 0.01-0.03 balanced accuracy; a logistic stacker did not beat the product).
 STACK_DEPTH, STACK_TREES, STACK_RATE, STACK_MIN_LEAF = 3, 200, 0.05, 20
+# Monotone in what has a known direction (more prompt harm / compliance -> more harmful; more refusal,
+# degeneration or emptiness -> less), free in the rest (order: trained.STACK_FEATURES). Pooled
+# leave-one-source-out balanced accuracy (train without a data source, score it; 7 sources):
+# product rule 0.752, free stacker 0.793, monotone 0.789, with benign-edgy FPR 0.26 / 0.21 / 0.15.
+# Monotone is kept: equal within noise, and it cannot learn "more refusal = more harmful" from a quirk.
+STACK_MONOTONIC = [1, 1, 1, 0, -1, 0, -1, 0, -1]
 
 
 def _fold_of(rows: list[dict], seed: int, folds: int) -> dict[str, int]:
@@ -480,7 +492,8 @@ def _fit_judge(rows: list[dict], vec: dict, seed: int, folds: int = CV_FOLDS) ->
 
     lab, pp, pc, cos, det = _oof_outputs(rows, vec, seed, folds)
     y = np.array([r["label"] for r in lab])
-    stacker = fit_trees(stack_matrix(pp, pc, cos, det), y, STACK_DEPTH, STACK_TREES, STACK_RATE, STACK_MIN_LEAF, seed)
+    stacker = fit_trees(stack_matrix(pp, pc, cos, det), y, STACK_DEPTH, STACK_TREES, STACK_RATE, STACK_MIN_LEAF, seed,
+                        monotonic=STACK_MONOTONIC)
     return _fit_heads(rows, vec), stacker
 
 
@@ -574,7 +587,7 @@ def train(output_dir: str | Path = ARTIFACT_DIR, seed: int = 0, max_groups: int 
     cv, params = cross_validate(rows, vec, seed)
     heads, stacker = _fit_judge(rows, vec, seed)
     params.update({"embedder": DEFAULT_EMBEDDER, "prompt_C": PROMPT_C, "comply_C": COMPLY_C, "seed": seed,
-                   "stacker": {"depth": STACK_DEPTH, "trees": STACK_TREES, "rate": STACK_RATE,
+                   "stacker": {"depth": STACK_DEPTH, "trees": STACK_TREES, "rate": STACK_RATE, "monotonic": STACK_MONOTONIC,
                                "min_leaf": STACK_MIN_LEAF, "features": list(STACK_FEATURES)},
                    "format": 2})
     save_artifact(out, heads, params, stacker)

@@ -13,13 +13,17 @@ FIELDS = ("feature", "threshold", "left", "right", "value", "leaf", "nan_left")
 
 
 def fit_trees(x: np.ndarray, y: np.ndarray, max_depth: int, n_trees: int, learning_rate: float,
-              min_leaf: int, seed: int = 0) -> dict[str, np.ndarray]:
-    """Class-balanced histogram gradient boosting (deterministic: no early stopping), exported."""
+              min_leaf: int, seed: int = 0, monotonic: list[int] | None = None) -> dict[str, np.ndarray]:
+    """Class-balanced histogram gradient boosting (deterministic: no early stopping), exported.
+
+    ``monotonic``: per feature +1 (output may only rise with it), -1 (only fall) or 0 (free).
+    """
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     clf = HistGradientBoostingClassifier(max_depth=max_depth, max_iter=n_trees, learning_rate=learning_rate,
                                          min_samples_leaf=min_leaf, class_weight="balanced",
-                                         early_stopping=False, random_state=seed).fit(x, y)
+                                         monotonic_cst=monotonic, early_stopping=False,
+                                         random_state=seed).fit(x, y)
     return export(clf)
 
 

@@ -40,3 +40,26 @@ def test_wrong_width_is_a_clear_error():
     t = trees.fit_trees(x, y, 2, 5, 0.1, 20)
     with pytest.raises(ValueError, match="5 features"):
         trees.predict_proba(t, x[:, :3])
+
+
+def test_monotonic_constraints_hold_in_the_exported_trees():
+    x, y = _data()
+    t = trees.fit_trees(x, y, 3, 60, 0.1, 20, monotonic=[0, 0, -1, 0, 0])  # truth rises with x2: forced down
+    grid = np.repeat(x[:50], 7, axis=0)
+    grid[:, 2] = np.tile(np.linspace(-3, 3, 7), 50)
+    p = trees.predict_proba(t, grid).reshape(50, 7)
+    assert (np.diff(p, axis=1) <= 1e-12).all()
+
+
+def test_the_shipped_judge_never_rates_a_refusal_as_more_harmful():
+    from safetune.components.judges.trained import ARTIFACT_DIR, STACK_FEATURES, load_artifact
+
+    _, params, stacker = load_artifact(ARTIFACT_DIR)
+    assert params["stacker"]["features"] == STACK_FEATURES
+    rng = np.random.RandomState(0)
+    base = rng.normal(size=(40, len(STACK_FEATURES)))
+    col = STACK_FEATURES.index("refusal_score")
+    rows = np.repeat(base, 5, axis=0)
+    rows[:, col] = np.tile(np.linspace(0, 1, 5), 40)
+    p = trees.predict_proba(stacker, rows).reshape(40, 5)
+    assert (np.diff(p, axis=1) <= 1e-12).all()
