@@ -141,7 +141,7 @@ def search(config_path, model, datasets, n_prompts, n_validation, pop_size, n_ge
 @click.option("--n-prompts", type=int, default=32, show_default=True)
 @click.option("--samples", type=int, default=1, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--judge", default="heuristic", show_default=True)
+@click.option("--judge", default="safetune", show_default=True)
 @click.option("--n-benign", type=int, default=16, show_default=True, help="XSTest safe prompts (over-refusal).")
 @click.option("--n-capability", type=int, default=8, show_default=True, help="Items per capability task.")
 @click.option("--batch-size", type=int, default=64, show_default=True)
@@ -171,7 +171,7 @@ def evaluate(targets, model, datasets, part, n_prompts, samples, seed, judge, n_
 @main.command()
 @click.argument("input_path", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", "output_path", type=click.Path(dir_okay=False), required=True)
-@click.option("--judge", "judge_name", default="heuristic", show_default=True)
+@click.option("--judge", "judge_name", default="safetune", show_default=True)
 @_friendly
 def judge(input_path, output_path, judge_name):
     """Judge JSONL rows with `prompt` and `response` (optional `id`); writes JSONL verdicts."""

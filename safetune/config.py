@@ -257,7 +257,7 @@ class SearchConfig:
     algorithm: str = "nsga2"  # or "random": the same budget drawn at random (the baseline)
     samples: int = 1  # samples per prompt (different seeds)
     seed: int = 0
-    judge: str = "heuristic"
+    judge: str = "safetune"
     batch_size: int = 64  # generate() rows; a batch spans candidates, halved on out-of-memory
     space: SearchSpace = field(default_factory=SearchSpace)
     guards: GuardConfig = field(default_factory=GuardConfig)

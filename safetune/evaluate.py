@@ -35,7 +35,7 @@ class EvaluateConfig:
     n_prompts: int = 32
     samples: int = 1
     seed: int = 0
-    judge: str = "heuristic"
+    judge: str = "safetune"
     batch_size: int = 64  # generate() rows; a batch spans candidates, halved on out-of-memory
     experiment: str = "safetune-evaluate"
     cache_dir: str | None = None

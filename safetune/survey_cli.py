@@ -29,7 +29,7 @@ def _fmt(value) -> str:
 @click.option("--n-prompts", type=int, default=32, show_default=True)
 @click.option("--samples", type=int, default=1, show_default=True, help="Samples per prompt (different seeds).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--judge", default="heuristic", show_default=True, help="Primary judge (rates and tests).")
+@click.option("--judge", default="safetune", show_default=True, help="Primary judge (rates and tests).")
 @click.option("--extra-judges", default=None, help="Comma-separated judges logged beside the primary (agreement).")
 @click.option("--max-new-tokens", type=int, default=96, show_default=True)
 @click.option("--n-benign", type=int, default=16, show_default=True, help="XSTest safe prompts (over-refusal).")

@@ -24,7 +24,9 @@ def test_judge_jsonl_roundtrip(tmp_path):
     ]
     src = tmp_path / "in.jsonl"
     src.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    proc = run("judge", str(src), "-o", str(tmp_path / "out.jsonl"), cwd=tmp_path)
+    # The heuristic judge calls any non-refusing, relevant, useful answer to an edgy request harmful;
+    # the default `safetune` judge may well call lock-picking (locksport) benign. This is a CLI test.
+    proc = run("judge", str(src), "-o", str(tmp_path / "out.jsonl"), "--judge", "heuristic", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [o["id"] for o in out] == ["a", "b", 2]
