@@ -314,9 +314,10 @@ def section_categories(record: SearchRecord, client: MlflowClient) -> str:
     return out
 
 
-def section_importance(record: SearchRecord, cfg: ReportConfig) -> str:
-    candidates = importance.candidates_from_runs(record.children)
-    table = importance.parameter_importance(candidates, cfg.importance)
+def section_importance(record: SearchRecord, cfg: ReportConfig, table=None) -> str:
+    """``table``: the importance the search just computed from the same runs (saves refitting)."""
+    if table is None:
+        table = importance.parameter_importance(importance.candidates_from_runs(record.children), cfg.importance)
     out = f"<p>{html.escape(importance.repetition_summary(table))}</p>"
     for message in table.attrs.get("messages", []):
         out += note(message)
@@ -407,7 +408,8 @@ TITLES = {
 }
 
 
-def build_report(run_id: str, cfg: ReportConfig | None = None, client: MlflowClient | None = None) -> str:
+def build_report(run_id: str, cfg: ReportConfig | None = None, client: MlflowClient | None = None,
+                 importance_table=None) -> str:
     """The report as one HTML string."""
     cfg = cfg or ReportConfig()
     client = client or MlflowClient()
@@ -417,7 +419,7 @@ def build_report(run_id: str, cfg: ReportConfig | None = None, client: MlflowCli
         "pareto": section_pareto(record, client),
         "hypervolume": section_hypervolume(record, client, cfg),
         "categories": section_categories(record, client),
-        "importance": section_importance(record, cfg),
+        "importance": section_importance(record, cfg, importance_table),
         "evaluation": section_evaluation(record, client),
     }
     toc = "".join(f'<li><a href="#{key}">{TITLES[key]}</a></li>' for key in SECTIONS)
@@ -428,10 +430,11 @@ def build_report(run_id: str, cfg: ReportConfig | None = None, client: MlflowCli
 
 
 def write_report(run_id: str, output: str | Path | None = None, cfg: ReportConfig | None = None,
-                 log_artifact: bool = True, client: MlflowClient | None = None) -> tuple[Path | None, str]:
+                 log_artifact: bool = True, client: MlflowClient | None = None,
+                 importance_table=None) -> tuple[Path | None, str]:
     """Build the report, write it to ``output`` (if given) and log it to the run as ``report.html``."""
     client = client or MlflowClient()
-    page = build_report(run_id, cfg, client)
+    page = build_report(run_id, cfg, client, importance_table)
     path = None
     if output is not None:
         path = Path(output)

@@ -97,7 +97,8 @@ def log_importance_and_report(parent_id: str, results: list[CandidateResult]) ->
         fig = importance.plot_importance(table)
         mlflow.log_figure(fig, "parameter_importance.png")
         plots.plt.close(fig)
-        report.write_report(parent_id)  # read back from MLflow: the same page `safetune report` builds
+        # The rest is read back from MLflow: the same page `safetune report` builds.
+        report.write_report(parent_id, importance_table=table)
     except Exception as exc:  # noqa: BLE001 - see docstring
         log.warning("importance/report not logged: %s", (str(exc).splitlines() or [type(exc).__name__])[0])
 

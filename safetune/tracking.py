@@ -143,24 +143,38 @@ def log_candidate(result: CandidateResult, generation: int, index: int, hypervol
     """One nested child run for one evaluated candidate; returns its run id."""
     digest = result.config.digest()
     with mlflow.start_run(run_name=f"g{generation:02d}-c{index:02d}-{digest}", nested=True) as run:
-        params = result.config.to_dict()
-        mlflow.log_params(params)
         metrics = {**result.metrics(), "hypervolume": hypervolume}
-        if constraints:
-            metrics.update({f"constraint.{k}": float(v) for k, v in constraints.items() if v == v})
-            mlflow.set_tag("safetune.feasible", str(all(not v > 0 for v in constraints.values())).lower())
-        mlflow.log_metrics(metrics)
-        mlflow.set_tags({
+        tags = {
             "safetune.generation": str(generation),
             "safetune.candidate": digest,
             "safetune.default": str(is_default).lower(),
             "safetune.pareto": "unknown",
-        })
+        }
+        if constraints:
+            metrics.update({f"constraint.{k}": float(v) for k, v in constraints.items() if v == v})
+            tags["safetune.feasible"] = str(all(not v > 0 for v in constraints.values())).lower()
+        # One store write for params, metrics and tags (three separate calls were ~0.03 s each per
+        # candidate, a visible share of a warm search, which is nearly all MLflow work).
+        _log_batch(run.info.run_id, result.config.to_dict(), metrics, tags)
         mlflow.log_text(result.config.system_prompt_text or "", "system_prompt.txt")
         mlflow.log_dict(result.config.to_dict(), "config.json")
         if result.rows:
             mlflow.log_table(pd.DataFrame(result.rows), artifact_file="responses.json")
         return run.info.run_id
+
+
+def _log_batch(run_id: str, params: dict, metrics: dict[str, float], tags: dict[str, str]) -> None:
+    import time
+
+    from mlflow.entities import Metric, Param, RunTag
+
+    now = int(time.time() * 1000)
+    MlflowClient().log_batch(
+        run_id,
+        metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+        params=[Param(k, str(v)) for k, v in params.items()],
+        tags=[RunTag(k, v) for k, v in tags.items()],
+    )
 
 
 def mark_pareto(run_ids: list[str], pareto: set[str]) -> None:
