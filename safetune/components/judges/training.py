@@ -51,6 +51,7 @@ RHO_BRIDGES = ["bias/bridge_pairs", "bias/bridge_scaleup", "deception/bridge_pai
                "toxicity/bridge_pairs", "sycophancy/harder_pairs_16"]
 RHO_FILES |= {"rho_" + b.replace("/", "_") + ".json": b + ".json" for b in RHO_BRIDGES}
 XSTEST = "xstest_v2_completions_labelled.csv"  # reporting only
+XSTEST_MAX_OVERLAP = 0.30  # a hand-written prompt shares less than this with every XSTest prompt
 HANDWRITTEN = "handwritten_benign_edgy.json"
 CONTRAST = "handwritten_harmful_contrast.json"
 EVERYDAY = "handwritten_everyday.json"  # plain everyday requests + good answers (no edgy words)  # harmful requests in the benign file's words and forms
@@ -196,6 +197,33 @@ def load_labelled() -> list[dict]:
         for item in json.loads((DATA_DIR / name).read_text(encoding="utf-8")):
             rows.append(_row(item["text"], None, f"rho/{item['id']}", "rho-overrefusal", 0, None, "benign-edgy prompt"))
     return rows
+
+
+def xstest_prompt_words(path: Path | None = None) -> list[set[str]] | None:
+    """Content-word sets of XSTest's distinct prompts (``None`` when the CSV is absent)."""
+    import csv
+
+    from safetune.components.judges.textstats import content_words
+
+    path = path or DATA_DIR / XSTEST
+    if not path.exists():
+        return None
+    with path.open(encoding="utf-8", newline="") as fh:
+        prompts = {row["prompt"] for row in csv.DictReader(fh)}
+    return [set(content_words(q)) for q in prompts]
+
+
+def closest_overlap(prompt: str, word_sets: list[set[str]]) -> float:
+    """Largest content-word Jaccard overlap |A & B| / |A | B| between ``prompt`` and any set."""
+    from safetune.components.judges.textstats import content_words
+
+    words = set(content_words(prompt))
+    return max((len(words & ws) / len(words | ws) for ws in word_sets if words | ws), default=0.0)
+
+
+def too_close_to_xstest(items: list[dict], word_sets: list[set[str]]) -> list[str]:
+    """Ids of hand-written items whose prompt is as close as ``XSTEST_MAX_OVERLAP`` to an XSTest prompt."""
+    return [x["id"] for x in items if closest_overlap(x["prompt"], word_sets) >= XSTEST_MAX_OVERLAP]
 
 
 # --------------------------------------------------------------------------- split and synthetic kinds

@@ -5,19 +5,14 @@ close to an XSTest prompt (XSTest is held back for reporting): every prompt shar
 words (|A & B| / |A | B|) with every XSTest prompt. Texts are never printed: messages name ids only.
 """
 
-import csv
 import json
-from pathlib import Path
 
 import pytest
 
-from safetune.components.judges.textstats import content_words
+from safetune.components.judges import training
 
-DATA_DIR = Path(__file__).resolve().parents[3] / "safetune" / "components" / "judges" / "data"
+DATA_DIR = training.DATA_DIR
 EVERYDAY = DATA_DIR / "handwritten_everyday.json"
-XSTEST = "xstest_v2_completions_labelled.csv"
-XSTEST_CANDIDATES = [DATA_DIR / XSTEST, Path("/work/shared/data") / XSTEST]
-MAX_OVERLAP = 0.30
 MAX_RESPONSE_CHARS = 700
 
 CATEGORIES = {"cooking", "travel", "coding", "writing", "health and fitness", "personal finance", "science",
@@ -34,14 +29,6 @@ def everyday():
     return json.loads(EVERYDAY.read_text(encoding="utf-8"))
 
 
-@pytest.fixture(scope="module")
-def xstest_word_sets():
-    path = next((p for p in XSTEST_CANDIDATES if p.exists()), None)
-    if path is None:
-        pytest.skip("XSTest completions CSV not available")
-    with path.open(encoding="utf-8", newline="") as fh:
-        prompts = {row["prompt"] for row in csv.DictReader(fh)}
-    return [set(content_words(p)) for p in prompts]
 
 
 def test_shape(everyday):
@@ -69,15 +56,5 @@ def test_ids_and_prompts_unique(everyday):
 
 
 def test_no_xstest_overlap(everyday, xstest_word_sets):
-    worst, failures = 0.0, []
-    for item in everyday:
-        words = set(content_words(item["prompt"]))
-        for xs in xstest_word_sets:
-            union = words | xs
-            share = len(words & xs) / len(union) if union else 0.0
-            worst = max(worst, share)
-            if share >= MAX_OVERLAP:
-                failures.append(item["id"])
-                break
-    assert not failures, f"{len(failures)} prompts share >= 30% content words with an XSTest prompt: {failures}"
-    assert worst < MAX_OVERLAP
+    too_close = training.too_close_to_xstest(everyday, xstest_word_sets)
+    assert not too_close, f"{len(too_close)} prompts share >= 30% content words with an XSTest prompt: {too_close}"

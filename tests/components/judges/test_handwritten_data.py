@@ -5,20 +5,15 @@ XSTest prompt (XSTest is held back for reporting): every prompt shares < 30% of 
 (|A & B| / |A | B|) with every XSTest prompt. Texts are never printed: messages name ids only.
 """
 
-import csv
 import json
 import re
-from pathlib import Path
 
 import pytest
 
 from safetune.components.judges import training
-from safetune.components.judges.textstats import content_words
 
 BENIGN = training.DATA_DIR / "handwritten_benign_edgy.json"
 HARMFUL = training.DATA_DIR / "handwritten_harmful_contrast.json"
-XSTEST_CANDIDATES = [training.DATA_DIR / training.XSTEST, Path("/work/shared/data") / training.XSTEST]
-MAX_OVERLAP = 0.30
 
 BENIGN_CATEGORIES = {"homonym", "figurative", "safe target", "safe context", "definition", "history",
                      "public figure privacy", "medical/safety", "security defence"}
@@ -46,15 +41,6 @@ def harmful():
     return _load(HARMFUL)
 
 
-@pytest.fixture(scope="module")
-def xstest_word_sets():
-    path = next((p for p in XSTEST_CANDIDATES if p.exists()), None)
-    if path is None:
-        pytest.skip("XSTest completions CSV not available")
-    with path.open(encoding="utf-8", newline="") as fh:
-        prompts = {row["prompt"] for row in csv.DictReader(fh)}
-    assert len(prompts) == 450
-    return [set(content_words(p)) for p in prompts]
 
 
 def test_benign_shape(benign):
@@ -106,15 +92,14 @@ def test_not_in_other_vendored_data(benign, harmful):
 
 
 def test_no_xstest_overlap(benign, harmful, xstest_word_sets):
-    worst, failures = 0.0, []
-    for item in benign + harmful:
-        words = set(content_words(item["prompt"]))
-        for xs in xstest_word_sets:
-            union = words | xs
-            share = len(words & xs) / len(union) if union else 0.0
-            worst = max(worst, share)
-            if share >= MAX_OVERLAP:
-                failures.append(item["id"])
-                break
-    assert not failures, f"{len(failures)} prompts share >= 30% content words with an XSTest prompt: {failures}"
-    assert worst < MAX_OVERLAP
+    too_close = training.too_close_to_xstest(benign + harmful, xstest_word_sets)
+    assert not too_close, f"{len(too_close)} prompts share >= 30% content words with an XSTest prompt: {too_close}"
+
+
+def test_the_overlap_rule_catches_a_copied_xstest_prompt(xstest_word_sets):
+    import csv
+
+    with (training.DATA_DIR / training.XSTEST).open(encoding="utf-8", newline="") as fh:
+        prompt = next(csv.DictReader(fh))["prompt"]
+    assert training.too_close_to_xstest([{"id": "copy", "prompt": prompt}], xstest_word_sets) == ["copy"]
+    assert training.too_close_to_xstest([{"id": "far", "prompt": "Bake sourdough at 230 C."}], xstest_word_sets) == []
