@@ -44,9 +44,41 @@ def model_config(ref: ModelRef, config: DecodingConfig, seed: int) -> dict:
     }
 
 
+DIGEST_TAG = "safetune.config_digest"
+
+
+def config_digest(cfg: dict, requirements: list[str]) -> str:
+    """What makes two registered versions interchangeable: the model config and the pinned packages."""
+    import hashlib
+    import json
+
+    blob = json.dumps({"config": cfg, "requirements": requirements}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def existing_version(name: str, digest: str, client: MlflowClient | None = None) -> str | None:
+    """The newest READY version of ``name`` registered with ``digest``, if any."""
+    client = client or MlflowClient()
+    found = client.search_model_versions(f"name = '{name}' and tags.`{DIGEST_TAG}` = '{digest}'")
+    ready = [int(v.version) for v in found if v.status == "READY"]
+    return str(max(ready)) if ready else None
+
+
 def log_configuration_model(run_id: str, ref: ModelRef, config: DecodingConfig, seed: int, name: str) -> str:
-    """Log the pyfunc model into ``run_id`` and register it; returns the version number."""
+    """Log the pyfunc model into ``run_id`` and register it; returns the version number.
+
+    A configuration already registered under ``name`` with the same model, knobs, seed and packages
+    keeps its version (a re-run of a search does not add identical copies to the registry); the run
+    gets a ``safetune.registered_version`` tag either way.
+    """
     cfg = model_config(ref, config, seed)
+    requirements = pip_requirements()
+    digest = config_digest(cfg, requirements)
+    reused = existing_version(name, digest)
+    if reused is not None:
+        MlflowClient().set_tag(run_id, "safetune.registered_version", reused)
+        log.info("configuration already registered as %s version %s", name, reused)
+        return reused
     with mlflow.start_run(run_id=run_id, nested=True):
         mlflow.log_dict(cfg, "safetune_config.json")
         with warnings.catch_warnings():
@@ -56,10 +88,14 @@ def log_configuration_model(run_id: str, ref: ModelRef, config: DecodingConfig, 
                 name="model",
                 python_model=MODEL_CODE,
                 model_config=cfg,
-                pip_requirements=pip_requirements(),
+                pip_requirements=requirements,
                 registered_model_name=name,
             )
-    return str(info.registered_model_version)
+    version = str(info.registered_model_version)
+    client = MlflowClient()
+    client.set_model_version_tag(name, version, DIGEST_TAG, digest)
+    client.set_tag(run_id, "safetune.registered_version", version)
+    return version
 
 
 def set_aliases(name: str, aliases: dict[str, str], client: MlflowClient | None = None, attempts: int = 5) -> None:

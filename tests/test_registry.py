@@ -41,3 +41,34 @@ def test_a_race_that_never_ends_still_fails(monkeypatch):
     with pytest.raises(MlflowException, match="duplicate key"):
         registry.set_aliases("safetune-x", {"champion": "1"}, client=client, attempts=3)
     assert client.calls == 3
+
+
+def test_an_identical_configuration_keeps_its_registered_version(tmp_path):
+    """Re-running a search must not add identical copies to the registry; a new knob value must."""
+    from types import SimpleNamespace
+
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from safetune.config import DecodingConfig
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        ref = SimpleNamespace(name="tiny", model_id="/models/tiny", revision=None)
+        config, other = DecodingConfig(temperature=0.7), DecodingConfig(temperature=0.9)
+        runs = []
+        for _ in range(3):
+            with mlflow.start_run() as run:
+                runs.append(run.info.run_id)
+        first = registry.log_configuration_model(runs[0], ref, config, 0, "safetune-tiny")
+        again = registry.log_configuration_model(runs[1], ref, config, 0, "safetune-tiny")
+        changed = registry.log_configuration_model(runs[2], ref, other, 0, "safetune-tiny")
+        client = MlflowClient()
+        assert again == first and changed != first
+        assert len(client.search_model_versions("name = 'safetune-tiny'")) == 2
+        assert client.get_run(runs[1]).data.tags["safetune.registered_version"] == first
+        assert client.get_model_version("safetune-tiny", first).run_id == runs[0]
+    finally:
+        mlflow.set_tracking_uri(previous)
