@@ -58,14 +58,13 @@ def test_an_identical_configuration_keeps_its_registered_version(tmp_path):
     try:
         ref = SimpleNamespace(name="tiny", model_id="/models/tiny", revision=None)
         config, other = DecodingConfig(temperature=0.7), DecodingConfig(temperature=0.9)
-        runs = []
-        for _ in range(3):
-            with mlflow.start_run() as run:
-                runs.append(run.info.run_id)
+        # Activate an experiment of this store: the process may hold another test's active experiment.
+        client = MlflowClient()
+        experiment = mlflow.set_experiment("registry-reuse").experiment_id
+        runs = [client.create_run(experiment).info.run_id for _ in range(3)]
         first = registry.log_configuration_model(runs[0], ref, config, 0, "safetune-tiny")
         again = registry.log_configuration_model(runs[1], ref, config, 0, "safetune-tiny")
         changed = registry.log_configuration_model(runs[2], ref, other, 0, "safetune-tiny")
-        client = MlflowClient()
         assert again == first and changed != first
         assert len(client.search_model_versions("name = 'safetune-tiny'")) == 2
         assert client.get_run(runs[1]).data.tags["safetune.registered_version"] == first
