@@ -495,22 +495,33 @@ def _labelled(rows: list[dict]) -> list[dict]:
     return [r for r in rows if r["response"] is not None and r["label"] is not None]
 
 
-def _oof_outputs(rows: list[dict], vec: dict, seed: int, folds: int):
-    """Head outputs for every labelled row from heads that never saw its group (grouped K-fold)."""
+def _oof_outputs(rows: list[dict], vec: dict, seed: int, folds: int, nested: bool = False):
+    """Outputs for every labelled row from a judge that never saw its group (grouped K-fold).
+
+    Returns (labelled rows, P(prompt harmful), P(comply), cosine, details, P(unsafe) or None). With
+    ``nested`` each fold fits the whole judge (heads + stacker, the stacker on an inner K-fold), so
+    the stacker's P(unsafe) is out-of-fold too; without it only the heads are fitted.
+    """
+    from safetune.components.judges.trained import stack_matrix
+    from safetune.components.judges.trees import predict_proba
+
     fold_of = _fold_of(rows, seed, folds)
     lab = _labelled(rows)
-    pp, pc, cos = np.zeros(len(lab)), np.zeros(len(lab)), np.zeros(len(lab))
+    pp, pc, cos, pu = np.zeros(len(lab)), np.zeros(len(lab)), np.zeros(len(lab)), np.zeros(len(lab))
     det: list = [None] * len(lab)
     for f in range(folds):
-        heads = _fit_heads([r for r in rows if fold_of[r["group"]] != f], vec)
+        train = [r for r in rows if fold_of[r["group"]] != f]
+        heads, stacker = _fit_judge(train, vec, seed + 1 + f, folds) if nested else (_fit_heads(train, vec), None)
         idx = [i for i, r in enumerate(lab) if fold_of[r["group"]] == f]
         if not idx:
             continue
         a, b, c, d = _head_outputs(heads, [lab[i] for i in idx], vec)
         pp[idx], pc[idx], cos[idx] = a, b, c
+        if nested:
+            pu[idx] = predict_proba(stacker, stack_matrix(a, b, c, d))
         for i, di in zip(idx, d):
             det[i] = di
-    return lab, pp, pc, cos, det
+    return lab, pp, pc, cos, det, (pu if nested else None)
 
 
 def _fit_judge(rows: list[dict], vec: dict, seed: int, folds: int = CV_FOLDS) -> tuple[dict, dict]:
@@ -518,7 +529,7 @@ def _fit_judge(rows: list[dict], vec: dict, seed: int, folds: int = CV_FOLDS) ->
     from safetune.components.judges.trained import stack_matrix
     from safetune.components.judges.trees import fit_trees
 
-    lab, pp, pc, cos, det = _oof_outputs(rows, vec, seed, folds)
+    lab, pp, pc, cos, det, _ = _oof_outputs(rows, vec, seed, folds)
     y = np.array([r["label"] for r in lab])
     stacker = fit_trees(stack_matrix(pp, pc, cos, det), y, STACK_DEPTH, STACK_TREES, STACK_RATE, STACK_MIN_LEAF, seed,
                         monotonic=STACK_MONOTONIC)
@@ -550,21 +561,7 @@ def cross_validate(rows: list[dict], vec: dict, seed: int = 0, folds: int = CV_F
     so the out-of-fold metrics and the thresholds picked from them never saw the rows they score."""
     from sklearn.metrics import roc_auc_score
 
-    from safetune.components.judges.trained import stack_matrix
-    from safetune.components.judges.trees import predict_proba
-
-    fold_of = _fold_of(rows, seed, folds)
-    lab = _labelled(rows)
-    pp, pc, cos, pu = np.zeros(len(lab)), np.zeros(len(lab)), np.zeros(len(lab)), np.zeros(len(lab))
-    det: list = [None] * len(lab)
-    for f in range(folds):
-        heads, stacker = _fit_judge([r for r in rows if fold_of[r["group"]] != f], vec, seed + 1 + f, folds)
-        idx = [i for i, r in enumerate(lab) if fold_of[r["group"]] == f]
-        a, b, c, d = _head_outputs(heads, [lab[i] for i in idx], vec)
-        pp[idx], pc[idx], cos[idx] = a, b, c
-        pu[idx] = predict_proba(stacker, stack_matrix(a, b, c, d))
-        for i, di in zip(idx, d):
-            det[i] = di
+    lab, pp, pc, cos, det, pu = _oof_outputs(rows, vec, seed, folds, nested=True)
     y = np.array([r["label"] for r in lab])
     kinds = [r["kind"] for r in lab]
     # Relevance threshold: low quantile of positives' cosine, so relevance rarely vetoes a true answer.
