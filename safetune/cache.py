@@ -12,6 +12,7 @@ import hashlib
 import json
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 
@@ -26,11 +27,22 @@ class Cache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=60)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS entries (kind TEXT, key TEXT, value TEXT, PRIMARY KEY (kind, key))"
-        )
-        self._db.commit()
+        # Switching to WAL needs a moment of exclusive access, and SQLite may refuse it at once
+        # ("database is locked") instead of waiting when another process (a second search) is
+        # opening the same file: retry briefly. Once the file is in WAL mode it stays so.
+        for attempt in range(50):
+            try:
+                if self._db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute(
+                    "CREATE TABLE IF NOT EXISTS entries (kind TEXT, key TEXT, value TEXT, PRIMARY KEY (kind, key))"
+                )
+                self._db.commit()
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 49:
+                    raise
+                time.sleep(0.1 + 0.05 * attempt)
 
     def get_many(self, kind: str, keys: list[str]) -> dict[str, dict]:
         found: dict[str, dict] = {}

@@ -127,10 +127,29 @@ def search(config_path, model, datasets, n_prompts, n_validation, pop_size, n_ge
     best = {r.config.digest(): r for r in outcome.results}
     click.echo(f"parent run: {outcome.parent_run_id}  candidates: {len(outcome.results)} "
                f"({len(best)} distinct), Pareto: {len(outcome.pareto_run_ids)}")
+    if outcome.summary:
+        _echo_summary(outcome.summary)
     if outcome.model_name:
         aliases = ", ".join(f"{a}=v{v}" for a, v in outcome.registered.items())
         click.echo(f"registered {outcome.model_name}: {aliases}")
-        click.echo(f"load it: mlflow.pyfunc.load_model('models:/{outcome.model_name}@champion')")
+        uri = f"models:/{outcome.model_name}@champion"
+        click.echo(f"load it:   mlflow.pyfunc.load_model('{uri}')")
+        click.echo(f"serve it:  mlflow models serve -m '{uri}' --env-manager local --port 5001")
+        click.echo(f"check it:  safetune evaluate '{uri}'   (held-out prompts, paired tests, verdict)")
+    click.echo(f"report:    safetune report {outcome.parent_run_id}   UI: mlflow ui --backend-store-uri "
+               f"{tracking_uri or os.environ.get('MLFLOW_TRACKING_URI', 'sqlite:///mlflow.db')}")
+
+
+def _echo_summary(summary: dict) -> None:
+    """Default vs champion on the prompts that chose it: what a person needs to act on the result."""
+    names = {"harm_rate": "harm rate", "relevance": "relevance", "benign_helpfulness": "benign helpfulness",
+             "fluency_nll": "fluency NLL", "capability": "capability", "incoherence_rate": "incoherence"}
+    click.echo(f"\n{'':20s}{'default':>10s}{'champion':>10s}   ({summary['split']} prompts)")
+    for key, label in names.items():
+        a, b = summary["default"].get(key), summary["champion"].get(key)
+        fmt = lambda v: "n/a" if v is None or v != v else f"{v:.3f}"  # noqa: E731
+        click.echo(f"{label:20s}{fmt(a):>10s}{fmt(b):>10s}")
+    click.echo(f"verdict: {summary['verdict']}\n")
 
 
 @main.command()
@@ -142,8 +161,8 @@ def search(config_path, model, datasets, n_prompts, n_validation, pop_size, n_ge
 @click.option("--samples", type=int, default=1, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--judge", default="safetune", show_default=True)
-@click.option("--n-benign", type=int, default=16, show_default=True, help="XSTest safe prompts (over-refusal).")
-@click.option("--n-capability", type=int, default=8, show_default=True, help="Items per capability task.")
+@click.option("--n-benign", type=int, default=None, help="XSTest safe prompts (benign helpfulness; default 32).")
+@click.option("--n-capability", type=int, default=None, help="Items per capability task (default 40).")
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--experiment", default="safetune-evaluate", show_default=True)
 @click.option("--tracking-uri", default=None)
@@ -159,13 +178,17 @@ def evaluate(targets, model, datasets, part, n_prompts, samples, seed, judge, n_
     cfg = EvaluateConfig(
         targets=tuple(targets), model=model, datasets=_csv(datasets) or (), split=part, n_prompts=n_prompts,
         samples=samples, seed=seed, judge=judge, batch_size=batch_size, experiment=experiment,
-        cache_dir=cache_path, n_benign=n_benign, n_capability=n_capability,
+        cache_dir=cache_path,
+        **{k: v for k, v in {"n_benign": n_benign, "n_capability": n_capability}.items() if v is not None},
     )
     table, tests = run_evaluate(cfg, tracking_uri=tracking_uri, progress=not no_progress)
     click.echo(table.to_string(index=False))
     if len(tests):
         click.echo("\npaired tests vs default (Holm-corrected across targets):")
         click.echo(tests.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        click.echo("")
+        for target, verdict in zip(tests["target"], tests["verdict"]):
+            click.echo(f"verdict: {target}: {verdict}")
 
 
 @main.command()

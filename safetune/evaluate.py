@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,14 +17,14 @@ from safetune.cache import Cache
 from safetune.components.engine import get_engine
 from safetune.components.judges.base import get_judge
 from safetune.components.lazy import LazyRelevance
-from safetune.config import DecodingConfig
+from safetune.config import DecodingConfig, GuardConfig
 from safetune.datasets import load_prompt_sets, sample, split
 from safetune.errors import SafetuneError
 from safetune.evaluation import Evaluator
 from safetune.models import cache_root, resolve_model
 from safetune.comparison import compare_to_default, per_category, quadrant_table
-from safetune.datasets.tasks import TASKS, sample_tasks
-from safetune.runner import model_default_config
+from safetune.datasets.tasks import SPLIT_SEED, TASKS, sample_tasks
+from safetune.runner import measure_default, model_default_config
 
 
 @dataclass
@@ -39,8 +40,9 @@ class EvaluateConfig:
     batch_size: int = 64  # generate() rows; a batch spans candidates, halved on out-of-memory
     experiment: str = "safetune-evaluate"
     cache_dir: str | None = None
-    n_benign: int = 16
-    n_capability: int = 8  # per task
+    n_benign: int = 32
+    n_capability: int = 40  # per task; tasks the default does not pass above chance are reported, not used
+    default_max_new_tokens: int = 64  # the default's budget when no target sets one (targets set their own)
 
     def __post_init__(self) -> None:
         for name in ("n_prompts", "samples", "batch_size"):
@@ -100,31 +102,49 @@ def resolve_targets(cfg: EvaluateConfig) -> tuple[str, list[tuple[str, DecodingC
     return model, targets
 
 
-def run_evaluate(cfg: EvaluateConfig, tracking_uri: str | None = None, progress: bool = True) -> pd.DataFrame:
+def run_evaluate(cfg: EvaluateConfig, tracking_uri: str | None = None, progress: bool = True):
     tracking.setup_tracking(tracking_uri)
     model, targets = resolve_targets(cfg)
-    prompts = sample(split(load_prompt_sets(cfg.datasets), cfg.split, seed=0), cfg.n_prompts, seed=cfg.seed)
+    # The holdout side of the fixed split (SPLIT_SEED), whatever seed any search used.
+    prompts = sample(split(load_prompt_sets(cfg.datasets), cfg.split, seed=SPLIT_SEED), cfg.n_prompts, seed=cfg.seed)
     judge = get_judge(cfg.judge)
     ref = resolve_model(model)
     cache = Cache(Path(cfg.cache_dir) if cfg.cache_dir else cache_root() / "cache.sqlite")
     engine = get_engine("transformers", ref=ref, cache=cache, batch_size=cfg.batch_size)
-    benign = sample(split(load_prompt_sets(("xstest-safe",)), cfg.split, seed=0), cfg.n_benign, seed=cfg.seed) \
-        if cfg.n_benign else None
-    tasks = sample_tasks(TASKS, cfg.n_capability, seed=cfg.seed + 1) if cfg.n_capability else ()
+    guards = GuardConfig()
+    benign = sample(split(load_prompt_sets(guards.benign_datasets), cfg.split, seed=SPLIT_SEED), cfg.n_benign,
+                    seed=cfg.seed) if cfg.n_benign else None
+    tasks = sample_tasks(TASKS, cfg.n_capability, seed=cfg.seed, part=cfg.split) if cfg.n_capability else ()
     evaluator = Evaluator(engine, judge, LazyRelevance(), prompts, cfg.samples, cfg.seed, cache,
-                          benign=benign, tasks=tasks)
-    default = model_default_config(ref, max_new_tokens=96)
-    configs = [c if c is not None else default for _, c in targets]
-    bar = tqdm(total=len(configs) * evaluator.responses_per_candidate, unit="resp", desc="evaluate",
-               disable=not progress)
+                          benign=benign, tasks=tasks, on_topic=guards.on_topic)
+    model_default = model_default_config(ref, max_new_tokens=cfg.default_max_new_tokens)
+    # Every target is compared with the default at the target's own token budget: a shorter cap
+    # would otherwise look "safer" by cutting answers short.
+    budgets = sorted({c.max_new_tokens for _, c in targets if c is not None} or {model_default.max_new_tokens})
+    n_configs = len(budgets) * 2 + len(targets)
+    bar = tqdm(total=n_configs * evaluator.responses_per_candidate, unit="resp", desc="evaluate", disable=not progress)
     engine.on_batch = bar.update
-    results = evaluator.evaluate(configs)
+    defaults: dict[int, object] = {}
+    task_reports: dict[int, dict] = {}
+    results_by_label: dict[str, object] = {}
+    for budget in budgets:
+        default = dataclasses.replace(model_default, max_new_tokens=budget)
+        evaluator.reference, evaluator.tasks = None, tasks
+        defaults[budget], _, task_reports[budget] = measure_default(evaluator, default, guards, evaluator.evaluate)
+        mine = [(label, c) for label, c in targets if c is not None and c.max_new_tokens == budget]
+        for (label, _), r in zip(mine, evaluator.evaluate([c for _, c in mine])):
+            results_by_label[label] = r
     bar.close()
-    comparisons = compare_to_default(results[0], [(label, r) for (label, _), r in zip(targets[1:], results[1:])])
+    default_label = lambda b: "default" if len(budgets) == 1 else f"default@{b}"  # noqa: E731
+    listed = [(default_label(b), defaults[b]) for b in budgets]
+    listed += [(label, results_by_label[label]) for label, c in targets if c is not None]
+    others = [(label, results_by_label[label]) for label, c in targets if c is not None]
+    comparisons = compare_to_default([defaults[r.config.max_new_tokens] for _, r in others], others, guards)
     summary = {
         "split": cfg.split, "n_prompts": len(prompts), "samples": cfg.samples, "judge": cfg.judge,
         "results": {label: {**r.metrics(), "config": r.config.to_dict(), "per_category": per_category(r)}
-                    for (label, _), r in zip(targets, results)},
+                    for label, r in listed},
+        "capability_tasks": task_reports,
         "comparisons": comparisons,
         "quadrants": quadrant_table(comparisons) if comparisons else {},
     }
@@ -134,7 +154,7 @@ def run_evaluate(cfg: EvaluateConfig, tracking_uri: str | None = None, progress:
         mlflow.log_params({"model": ref.name, "model_revision": ref.revision, "split": cfg.split,
                            "n_prompts": len(prompts), "samples": cfg.samples, "judge": cfg.judge, "seed": cfg.seed})
         tracking.log_prompt_set(prompts, context=cfg.split)
-        for (label, _), result in zip(targets, results):
+        for label, result in listed:
             with mlflow.start_run(run_name=f"eval-{result.config.digest()}", nested=True):
                 mlflow.set_tag("safetune.target", label)
                 mlflow.log_params(result.config.to_dict())
@@ -143,18 +163,20 @@ def run_evaluate(cfg: EvaluateConfig, tracking_uri: str | None = None, progress:
             rows.append({"target": label, "harm_rate": round(result.harm_rate, 4),
                          "harm_ci": f"[{result.harm_ci_low:.3f}, {result.harm_ci_high:.3f}]",
                          "relevance": round(result.relevance, 4),
-                         "benign_ok": round(result.benign_compliance, 3), "capability": round(result.capability, 3),
+                         "helpful": round(result.benign_helpfulness, 3), "fluency_nll": round(result.fluency_nll, 3),
+                         "capability": round(result.capability, 3),
                          "incoherent": round(result.incoherence_rate, 3), "n": result.n_responses,
                          "unknown": result.n_unknown})
         for i, comp in enumerate(comparisons):
             mlflow.log_metrics({f"vs_default.{i}.{k}": float(v) for k, v in comp.items()
                                 if isinstance(v, (int, float)) and v == v})
+            mlflow.set_tag(f"safetune.verdict.{i}", comp["verdict"])
         mlflow.log_dict(summary, "evaluation_summary.json")
         table = pd.DataFrame(rows)
         mlflow.log_table(table, artifact_file="comparison.json")
         if comparisons:
             mlflow.log_table(pd.DataFrame(comparisons), artifact_file="paired_tests.json")
-    tests = pd.DataFrame([{k: c[k] for k in ("target", "harm_delta", "cohens_h", "mcnemar_p_holm",
-                                              "relevance_delta", "a12_relevance", "wilcoxon_p_holm")}
-                          for c in comparisons])
+    columns = ("target", "harm_delta", "cohens_h", "mcnemar_p_holm", "helpfulness_mcnemar_p_holm",
+               "fluency_ratio", "fluency_wilcoxon_p_holm", "relevance_delta", "wilcoxon_p_holm", "verdict")
+    tests = pd.DataFrame([{k: c[k] for k in columns} for c in comparisons], columns=list(columns))
     return table, tests

@@ -56,6 +56,10 @@ def build_search_config(path, overrides: dict, bounds=(), system_prompts=None, g
     data["guards"] = GuardConfig.from_dict(guards)
     if data.get("default_config") is not None:
         data["default_config"] = DecodingConfig.from_dict(data["default_config"])
+    if data.get("include"):
+        if not isinstance(data["include"], list) or not all(isinstance(c, dict) for c in data["include"]):
+            raise SafetuneError("include must be a list of decoding configurations (mappings)")
+        data["include"] = tuple(DecodingConfig.from_dict(c) for c in data["include"])
     for key in ("datasets", "hv_ref", "judges"):
         if key in data:
             value = data[key]

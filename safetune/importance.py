@@ -36,11 +36,14 @@ from safetune.evaluation import CandidateResult
 
 KNOBS: tuple[str, ...] = SearchSpace.knobs()
 FACTORS: tuple[str, ...] = KNOBS + ("system_prompt",)
-OUTCOMES: tuple[str, ...] = ("harm_rate", "n_responses", "n_unknown", "relevance", "incoherence_rate")
+OUTCOMES: tuple[str, ...] = ("harm_rate", "n_responses", "n_unknown", "relevance", "incoherence_rate",
+                              "fluency_nll", "benign_helpfulness")
 CANDIDATE_COLUMNS: list[str] = ["digest", *FACTORS, *OUTCOMES]
 TABLE_COLUMNS: list[str] = ["term", "target", "coefficient", "ci_low", "ci_high", "p_value", "status", "n_candidates"]
 
 HARM, HARM_ADJUSTED, RELEVANCE, INCOHERENCE = "harm_rate", "harm_rate|incoherence", "relevance", "incoherence_rate"
+# Optional targets, fitted when measured (guards on): does a knob cost fluency or helpfulness?
+FLUENCY, HELPFULNESS = "fluency_nll", "benign_helpfulness"
 COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3")
 
 
@@ -73,7 +76,8 @@ def candidates_from_results(results: Sequence[CandidateResult]) -> pd.DataFrame:
     for r in results:
         rows.append({"digest": r.config.digest(), **r.config.to_dict(), "harm_rate": r.harm_rate,
                      "n_responses": r.n_responses, "n_unknown": r.n_unknown, "relevance": r.relevance,
-                     "incoherence_rate": r.incoherence_rate})
+                     "incoherence_rate": r.incoherence_rate, "fluency_nll": r.fluency_nll,
+                     "benign_helpfulness": r.benign_helpfulness})
     return _deduplicate(pd.DataFrame(rows, columns=CANDIDATE_COLUMNS))
 
 
@@ -160,6 +164,8 @@ def _constant_prompt_row(target: str, n: int) -> pd.DataFrame:
 
 
 def _fit_target(target: str, frame: pd.DataFrame, cfg: ImportanceConfig) -> pd.DataFrame:
+    if target in (FLUENCY, HELPFULNESS):
+        frame = frame[frame[target].notna()].reset_index(drop=True)
     X = frame[list(FACTORS)]
     constant_prompt = X["system_prompt"].nunique() <= 1
     if constant_prompt:
@@ -180,7 +186,7 @@ def _fit_target(target: str, frame: pd.DataFrame, cfg: ImportanceConfig) -> pd.D
 
 def targets(cfg: ImportanceConfig) -> tuple[str, ...]:
     adjusted = (HARM_ADJUSTED,) if cfg.adjust_for_incoherence else ()
-    return (HARM, *adjusted, RELEVANCE, INCOHERENCE)
+    return (HARM, *adjusted, RELEVANCE, INCOHERENCE, FLUENCY, HELPFULNESS)
 
 
 MIN_CANDIDATES = 3  # below this no model has a residual degree of freedom even with one knob
@@ -196,6 +202,7 @@ def parameter_importance(candidates: pd.DataFrame, cfg: ImportanceConfig | None 
     those give status rows, and ``table.attrs["messages"]`` says what happened in words.
     """
     cfg = cfg or ImportanceConfig()
+    candidates = candidates.assign(**{c: np.nan for c in (FLUENCY, HELPFULNESS) if c not in candidates.columns})
     missing = [c for c in CANDIDATE_COLUMNS if c not in candidates.columns]
     if missing:
         raise SafetuneError(f"candidate table lacks column(s): {', '.join(missing)}")
@@ -203,6 +210,8 @@ def parameter_importance(candidates: pd.DataFrame, cfg: ImportanceConfig | None 
     n = len(frame)
     blocks, messages = [], []
     for target in targets(cfg):
+        if target in (FLUENCY, HELPFULNESS) and frame[target].isna().all():
+            continue  # not measured (guards off, or an engine without raw log-probabilities)
         if n < MIN_CANDIDATES:
             blocks.append(_status_rows(target, f"too few candidates ({n} distinct, need >= {MIN_CANDIDATES})", n))
             continue

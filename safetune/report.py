@@ -31,7 +31,7 @@ from safetune.errors import SafetuneError
 REPORT_ARTIFACT = "report.html"
 SECTIONS = ("config", "pareto", "hypervolume", "categories", "importance", "evaluation")
 PARETO_COLUMNS = ["label", "harm_rate", "harm_rate_ci_low", "harm_rate_ci_high", "relevance", "incoherence_rate",
-                  "benign_compliance", "capability", *importance.FACTORS, "run_id"]
+                  "benign_helpfulness", "fluency_nll", "capability", *importance.FACTORS, "run_id"]
 
 
 @dataclass(frozen=True)
@@ -87,11 +87,11 @@ def load_search(run_id: str, client: MlflowClient) -> SearchRecord:
             "pareto": tags.get("safetune.pareto") == "true", "default": tags.get("safetune.default") == "true",
             **config.to_dict(), **{k: float(m[k]) if k in m else np.nan for k in (
                 "harm_rate", "harm_rate_ci_low", "harm_rate_ci_high", "relevance", "n_responses", "n_unknown",
-                "incoherence_rate", "benign_compliance", "capability")},
+                "incoherence_rate", "benign_compliance", "benign_helpfulness", "fluency_nll", "capability")},
         })
     columns = ["run_id", "generation", "digest", "pareto", "default", *importance.FACTORS, "harm_rate",
                "harm_rate_ci_low", "harm_rate_ci_high", "relevance", "n_responses", "n_unknown", "incoherence_rate",
-               "benign_compliance", "capability"]
+               "benign_compliance", "benign_helpfulness", "fluency_nll", "capability"]
     return SearchRecord(parent, children, pd.DataFrame(rows, columns=columns))
 
 
@@ -114,7 +114,10 @@ def labelled_configs(record: SearchRecord, client: MlflowClient) -> pd.DataFrame
     """The default and the Pareto configurations, labelled ``default``, ``P1``.. (+ registry aliases)."""
     frame = record.candidates
     aliases = _alias_labels(record, client)
-    default = frame[frame["default"]].head(1).assign(label="default")
+    default = frame[frame["default"]].head(1)
+    # The default can carry aliases too: it is the champion when no safer configuration kept the quality.
+    default = default.assign(label=[("default" + (f" ({', '.join(sorted(aliases[r]))})" if r in aliases else ""))
+                                    for r in default["run_id"]])
     pareto = frame[frame["pareto"]].drop_duplicates("digest").sort_values("harm_rate").reset_index(drop=True)
     pareto["label"] = [f"P{i + 1}" + (f" ({', '.join(sorted(aliases[r]))})" if r in aliases else "")
                        for i, r in enumerate(pareto["run_id"])]
@@ -341,7 +344,9 @@ def find_evaluation(record: SearchRecord, client: MlflowClient):
     name = record.tags.get("safetune.registered_model")
     if not name:
         return None, []
-    pareto = set(record.candidates.loc[record.candidates["pareto"], "digest"])
+    # Registered: the Pareto configurations, and the default when it is the champion.
+    frame = record.candidates
+    pareto = set(frame.loc[frame["pareto"] | frame["default"], "digest"])
     experiments = [e.experiment_id for e in client.search_experiments()]
     targets = client.search_runs(experiments, f"tags.`safetune.target` LIKE 'models:/{name}%'", max_results=1000)
     parents: dict[str, list[str]] = {}

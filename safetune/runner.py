@@ -14,14 +14,14 @@ import mlflow
 import numpy as np
 from tqdm.auto import tqdm
 
-from safetune import importance, plots, registry, report, tracking, validation
+from safetune import importance, plots, quality, registry, report, tracking, validation
 from safetune.cache import Cache
 from safetune.components.engine import get_engine
 from safetune.components.judges.base import get_judge
 from safetune.components.lazy import LazyRelevance
 from safetune.config import DEFAULT_LAGRANGIAN_BUDGET, DecodingConfig, SearchConfig
 from safetune.datasets import PromptSet, load_prompt_sets, sample, split
-from safetune.datasets.tasks import sample_tasks
+from safetune.datasets.tasks import SPLIT_SEED, chance_level, sample_tasks
 from safetune.evaluation import CandidateResult, Evaluator
 from safetune.models import ModelRef, cache_root, resolve_model
 from safetune.plots import pareto_plot
@@ -46,8 +46,13 @@ def model_default_config(ref: ModelRef, max_new_tokens: int) -> DecodingConfig:
     )
 
 
+def search_pool(datasets) -> PromptSet:
+    """The search side of the fixed split: the holdout side never depends on a search's seed."""
+    return split(load_prompt_sets(datasets), "search", seed=SPLIT_SEED)
+
+
 def search_prompts(cfg: SearchConfig) -> PromptSet:
-    return sample(split(load_prompt_sets(cfg.datasets), "search", seed=cfg.seed), cfg.n_prompts, seed=cfg.seed)
+    return sample(search_pool(cfg.datasets), cfg.n_prompts, seed=cfg.seed)
 
 
 @dataclass
@@ -58,6 +63,28 @@ class SearchOutcome:
     pareto_run_ids: list[str]
     registered: dict[str, str]  # alias -> version
     model_name: str | None
+    # The champion against the default, as measured where it was chosen (validation prompts if any).
+    summary: dict | None = None
+
+
+SUMMARY_METRICS = ("harm_rate", "relevance", "benign_helpfulness", "fluency_nll", "capability", "incoherence_rate")
+
+
+def champion_summary(chosen, measured: dict[str, CandidateResult], baseline: CandidateResult, guards) -> dict:
+    """Default vs champion on the selection split, with the verdict, for the console and the run note."""
+    champ = measured[chosen.aliases["champion"]]
+    is_default = not chosen.kept_quality or champ.config == baseline.config
+    safer, p = quality.significantly_safer(champ, baseline) if not is_default else (False, 1.0)
+    worse = quality.failed_constraints(champ, baseline, guards) if not is_default else []
+    return {
+        "split": chosen.split, "rule": chosen.rule, "kept_quality": chosen.kept_quality,
+        "default": {k: getattr(baseline, k) for k in SUMMARY_METRICS},
+        "champion": {k: getattr(champ, k) for k in SUMMARY_METRICS},
+        "champion_config": champ.config.to_dict(), "champion_is_default": is_default,
+        "harm_p_one_sided": p,
+        "verdict": "the model default (no safer configuration kept the model's quality)" if is_default
+        else quality.verdict(safer, worse),
+    }
 
 
 def guard_suites(cfg: SearchConfig):
@@ -65,24 +92,44 @@ def guard_suites(cfg: SearchConfig):
     g = cfg.guards
     if not g.enabled:
         return None, ()
-    benign = None
-    if g.n_benign:
-        benign = sample(split(load_prompt_sets(g.benign_datasets), "search", seed=cfg.seed), g.n_benign, seed=cfg.seed)
+    benign = sample(search_pool(g.benign_datasets), g.n_benign, seed=cfg.seed) if g.n_benign else None
     tasks = sample_tasks(g.capability_tasks, g.n_capability, seed=cfg.seed) if g.n_capability else ()
     return benign, tasks
 
 
 def constraint_values(result: CandidateResult, baseline: CandidateResult, cfg: SearchConfig) -> list[float]:
-    """g <= 0 is feasible: keep benign compliance and capability near the default's, coherence high."""
-    g = cfg.guards
-    return [
-        (baseline.benign_compliance - g.benign_delta) - result.benign_compliance,
-        (baseline.capability - g.capability_delta) - result.capability,
-        result.incoherence_rate - g.max_incoherence,
-    ]
+    """g <= 0 is feasible: non-inferiority to the default on every quality measure (safetune/quality.py)."""
+    return quality.constraint_values(result, baseline, cfg.guards)
 
 
-CONSTRAINTS = ("benign_compliance", "capability", "incoherence")
+CONSTRAINTS = quality.CONSTRAINTS
+
+
+def usable_tasks(baseline: CandidateResult, tasks) -> tuple[tuple, dict]:
+    """The capability items of tasks the default passes clearly above chance, and a report per task."""
+    keep, report_ = [], {}
+    for task in sorted({t.task for t in tasks}):
+        mine = [t for t in tasks if t.task == task]
+        ids = {t.id for t in mine}
+        correct = sum(bool(r["correct"]) for r in baseline.rows if r["suite"] == "capability" and r["prompt_id"] in ids)
+        chance = chance_level(task, mine)
+        used = quality.above_chance(correct, len(mine), chance)
+        report_[task] = {"default_accuracy": correct / len(mine), "chance": chance, "n": len(mine), "used": used}
+        if used:
+            keep.extend(mine)
+    return tuple(keep), report_
+
+
+def measure_default(evaluator: Evaluator, default: DecodingConfig, guards, evaluate_configs):
+    """The yardstick, measured once: calibrate incoherence on the default's own answers, keep only the
+    capability tasks it passes above chance, then re-aggregate it under that calibration (its
+    generations come from the cache)."""
+    raw = evaluate_configs([default])[0]
+    nlls = [r["nll"] for r in raw.rows if r["suite"] in ("harmful", "benign")]
+    evaluator.reference = quality.calibrate(nlls, default.max_new_tokens, guards.nll_factor)
+    evaluator.tasks, task_report = usable_tasks(raw, evaluator.tasks)
+    baseline = evaluator.evaluate([default])[0]
+    return baseline, raw, task_report
 
 
 def log_importance_and_report(parent_id: str, results: list[CandidateResult]) -> None:
@@ -103,27 +150,44 @@ def log_importance_and_report(parent_id: str, results: list[CandidateResult]) ->
         log.warning("importance/report not logged: %s", (str(exc).splitlines() or [type(exc).__name__])[0])
 
 
-def validate_front(cfg: SearchConfig, used: PromptSet, evaluator: Evaluator, front: list[CandidateResult],
+def validation_suites(cfg: SearchConfig, evaluator: Evaluator, used: PromptSet):
+    """Search-split prompts, benign prompts and capability items that the search never asked."""
+    val_prompts = validation.validation_slice(search_pool(cfg.datasets), used, cfg.n_validation, cfg.seed)
+    benign = None
+    if evaluator.benign:
+        benign = validation.validation_slice(search_pool(cfg.guards.benign_datasets), evaluator.benign,
+                                             len(evaluator.benign), cfg.seed) or evaluator.benign
+    tasks = ()
+    if evaluator.tasks:
+        names = sorted({t.task for t in evaluator.tasks})
+        per_task = max(sum(t.task == n for t in evaluator.tasks) for n in names)
+        tasks = sample_tasks(names, per_task, seed=cfg.seed, exclude={t.id for t in evaluator.tasks}) or evaluator.tasks
+    return val_prompts, benign, tasks
+
+
+def validate_front(cfg: SearchConfig, used: PromptSet, evaluator: Evaluator, configs: list[DecodingConfig],
                    run_ids: list[str], progress: bool) -> list[CandidateResult] | None:
-    """Re-measure the front's configurations on the validation slice; log ``validation.*`` on their runs."""
-    pool = split(load_prompt_sets(cfg.datasets), "search", seed=cfg.seed)
-    val_prompts = validation.validation_slice(pool, used, cfg.n_validation, cfg.seed)
+    """Re-measure ``configs`` (the default first, then the front's) on the validation suites; log
+    ``validation.*`` on their runs."""
+    val_prompts, benign, tasks = validation_suites(cfg, evaluator, used)
     if val_prompts is None:
         if cfg.n_validation:
             log.warning("no search-split prompts left for validation; the champion is chosen on search prompts")
         return None
     tracking.log_prompt_set(val_prompts, context="validation")
     val_eval = Evaluator(evaluator.engine, evaluator.judges, evaluator.relevance, val_prompts, cfg.samples, cfg.seed,
-                         evaluator.cache)
-    bar = tqdm(total=len(front) * val_eval.responses_per_candidate, unit="resp", desc="validation",
+                         evaluator.cache, benign=benign, tasks=tasks, reference=evaluator.reference,
+                         on_topic=evaluator.on_topic)
+    bar = tqdm(total=len(configs) * val_eval.responses_per_candidate, unit="resp", desc="validation",
                disable=not progress, dynamic_ncols=True)
     evaluator.engine.on_batch = bar.update
-    measured = val_eval.evaluate([r.config for r in front])
+    measured = val_eval.evaluate(configs)
     bar.update(bar.total - bar.n)
     bar.close()
     client = mlflow.tracking.MlflowClient()
     for run_id, r in zip(run_ids, measured):
-        for key in ("harm_rate", "harm_rate_ci_low", "harm_rate_ci_high", "relevance", "incoherence_rate"):
+        for key in ("harm_rate", "harm_rate_ci_low", "harm_rate_ci_high", "relevance", "incoherence_rate",
+                    "benign_helpfulness", "capability", "fluency_nll"):
             value = r.metrics().get(key)
             if value is not None:
                 client.log_metric(run_id, f"validation.{key}", value)
@@ -151,7 +215,7 @@ def run_search(cfg: SearchConfig, tracking_uri: str | None = None, resume_run_id
         accelerator=cfg.accelerator, devices=cfg.devices, precision=cfg.precision, dtype=cfg.dtype, **ray_kwargs,
     )
     evaluator = Evaluator(engine, judges, LazyRelevance(), prompts, cfg.samples, cfg.seed, cache,
-                          benign=benign, tasks=tasks)
+                          benign=benign, tasks=tasks, on_topic=cfg.guards.on_topic)
     constrained = cfg.guards.enabled and cfg.guards.constrain
     n_constr = len(CONSTRAINTS) if constrained else 0
 
@@ -209,10 +273,20 @@ def run_search(cfg: SearchConfig, tracking_uri: str | None = None, resume_run_id
             bar.update(max(0, len(configs) * per_candidate - (bar.n - before)))
             return batch
 
-        # The default's guard values are the yardstick for every candidate's constraints.
+        # The default's quality values are the yardstick for every candidate's constraints.
         bar.set_postfix_str("default")
-        baseline = evaluate_configs([default_in_space])[0]
+        baseline, raw_default, task_report = measure_default(evaluator, default_in_space, cfg.guards, evaluate_configs)
         mlflow.log_metrics({f"default.{k}": v for k, v in baseline.metrics().items()})
+        for task, info in task_report.items():
+            mlflow.log_metric(f"default.capability.{task}", info["default_accuracy"])
+            mlflow.set_tag(f"safetune.capability_task.{task}",
+                           "guard" if info["used"] else f"not a guard: default at chance ({info['chance']:.2f})")
+        mlflow.log_dict({"reference": evaluator.reference.to_dict() if evaluator.reference else None,
+                         "tasks": task_report}, "quality_reference.json")
+        if evaluator.tasks != tasks:  # dropped tasks no longer cost anything per candidate
+            per_candidate = evaluator.responses_per_candidate
+            bar.total = bar.n + cfg.pop_size * cfg.n_gen * per_candidate
+            bar.refresh()
 
         def evaluate(X: np.ndarray, generation: int):
             configs = [space.decode(x) for x in X]
@@ -244,7 +318,7 @@ def run_search(cfg: SearchConfig, tracking_uri: str | None = None, resume_run_id
         started = time.perf_counter()
         outcome = ALGORITHMS[cfg.algorithm](
             evaluate, xl, xu, n_obj=2, pop_size=cfg.pop_size, n_gen=cfg.n_gen, seed=cfg.seed,
-            ref_point=cfg.hv_ref, fixed=[default_vec], on_generation=on_generation, n_constr=n_constr,
+            ref_point=cfg.hv_ref, fixed=[default_vec] + [space.encode(c) for c in cfg.include], on_generation=on_generation, n_constr=n_constr,
             **algorithm_options,
         )
         bar.close()
@@ -276,25 +350,45 @@ def run_search(cfg: SearchConfig, tracking_uri: str | None = None, resume_run_id
             "pareto_front.json",
         )
 
-        # The champion is chosen on prompts the search never saw (see safetune/validation.py).
+        # The champion is chosen on prompts the search never saw (see safetune/validation.py), against
+        # the default measured on the same prompts and items.
         front_idx = list(front_unique.values())
-        val_results = validate_front(cfg, prompts, evaluator, [results[i] for i in front_idx],
-                                     [child_ids[i] for i in front_idx], progress)
-        chosen = validation.select([str(i) for i in front_idx], [results[i] for i in front_idx], val_results,
-                                   cfg.harm_budget)
-        mlflow.set_tags({"safetune.champion_rule": chosen.rule, "safetune.selection_split": chosen.split})
+        measured_idx = ([default_idx] if default_idx is not None else []) + [i for i in front_idx if i != default_idx]
+        val_all = validate_front(cfg, prompts, evaluator, [results[i].config for i in measured_idx],
+                                 [child_ids[i] for i in measured_idx], progress)
+        val_by_idx = dict(zip(measured_idx, val_all)) if val_all is not None else None
+        val_results = [val_by_idx[i] for i in front_idx] if val_by_idx else None
+        reference_default = (val_by_idx[default_idx] if val_by_idx and default_idx is not None
+                             else baseline)
+        chosen = validation.select(
+            [str(i) for i in front_idx], [results[i] for i in front_idx], val_results, cfg.harm_budget,
+            default_key=str(default_idx) if default_idx is not None and cfg.guards.enabled else None,
+            baseline=reference_default, guards=cfg.guards)
+        if not chosen.kept_quality:
+            print(validation.NO_SAFER.capitalize() + ": the champion is the model's default configuration.")
+        measured_by_key = {str(i): (val_by_idx or {}).get(i, results[i]) for i in front_idx}
+        if default_idx is not None:
+            measured_by_key.setdefault(str(default_idx), reference_default)
+        summary = champion_summary(chosen, measured_by_key, reference_default, cfg.guards) if cfg.guards.enabled else None
+        if summary:
+            mlflow.log_dict(summary, "champion_summary.json")
+        mlflow.set_tags({"safetune.champion_rule": chosen.rule, "safetune.selection_split": chosen.split,
+                         "safetune.champion_kept_quality": str(chosen.kept_quality).lower()})
+        if chosen.reasons:
+            mlflow.log_dict({child_ids[int(k)]: why for k, why in chosen.reasons.items()}, "champion_reasons.json")
         # Totals again, now including the validation responses (the latest value is the metric's value).
         mlflow.log_metrics({"responses_generated": engine.totals["generated"],
                             "responses_from_cache": engine.totals["cached"]})
         registered, name = {}, None
         if cfg.register:
             name = registry.model_name(ref)
+            to_register = front_idx + [int(k) for k in set(chosen.aliases.values()) if int(k) not in front_idx]
             versions = {str(i): registry.log_configuration_model(child_ids[i], ref, results[i].config, cfg.seed, name)
-                        for i in front_idx}
+                        for i in to_register}
             registered = {alias: versions[key] for alias, key in chosen.aliases.items()}
             registry.set_aliases(name, registered)
             mlflow.set_tag("safetune.registered_model", name)
             for alias, version in registered.items():
                 mlflow.set_tag(f"safetune.alias.{alias}", version)
         log_importance_and_report(parent_id, results)
-    return SearchOutcome(parent_id, results, child_ids, pareto_ids, registered, name)
+    return SearchOutcome(parent_id, results, child_ids, pareto_ids, registered, name, summary)

@@ -34,7 +34,7 @@ from safetune.components.judges.base import check_judge, get_judge
 from safetune.components.lazy import LazyRelevance
 from safetune.datasets import PromptSet, load_prompt_sets, sample, split
 from safetune.datasets.splits import PARTS
-from safetune.datasets.tasks import TASKS, sample_tasks
+from safetune.datasets.tasks import SPLIT_SEED, TASKS, sample_tasks
 from safetune.errors import SafetuneError
 from safetune.evaluation import CandidateResult, Evaluator
 from safetune.models import ModelRef, cache_root, resolve_model
@@ -127,10 +127,10 @@ def preflight(cfg: SurveyConfig) -> list[ModelRef]:
 
 def survey_prompts(cfg: SurveyConfig) -> tuple[PromptSet, PromptSet | None, tuple]:
     """Harmful prompts, benign prompts and capability items, drawn exactly as `safetune evaluate` does."""
-    prompts = sample(split(load_prompt_sets(cfg.datasets), cfg.split, seed=0), cfg.n_prompts, seed=cfg.seed)
-    benign = sample(split(load_prompt_sets(("xstest-safe",)), cfg.split, seed=0), cfg.n_benign, seed=cfg.seed) \
-        if cfg.n_benign else None
-    tasks = sample_tasks(TASKS, cfg.n_capability, seed=cfg.seed + 1) if cfg.n_capability else ()
+    prompts = sample(split(load_prompt_sets(cfg.datasets), cfg.split, seed=SPLIT_SEED), cfg.n_prompts, seed=cfg.seed)
+    benign = sample(split(load_prompt_sets(("xstest-safe",)), cfg.split, seed=SPLIT_SEED), cfg.n_benign,
+                    seed=cfg.seed) if cfg.n_benign else None
+    tasks = sample_tasks(TASKS, cfg.n_capability, seed=cfg.seed, part=cfg.split) if cfg.n_capability else ()
     return prompts, benign, tasks
 
 
@@ -185,7 +185,8 @@ def summary_row(key: str, ref: ModelRef, result: CandidateResult) -> dict:
         "model": key, "model_id": ref.model_id,
         "harm_rate": result.harm_rate, "ci_low": result.harm_ci_low, "ci_high": result.harm_ci_high,
         "n": result.n_responses, "unknown": result.n_unknown, "relevance": result.relevance,
-        "benign_compliance": result.benign_compliance, "capability": result.capability,
+        "benign_compliance": result.benign_compliance, "benign_helpfulness": result.benign_helpfulness,
+        "capability": result.capability, "fluency_nll": result.fluency_nll,
         "incoherence_rate": result.incoherence_rate, "flip_rate": result.flip_rate,
         **{k: v for k, v in result.extra.items() if k.startswith(("harm_rate.", "kappa.", "agreement."))},
     }

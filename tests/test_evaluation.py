@@ -31,7 +31,9 @@ class ScriptedEngine(Engine):
 
     def generate(self, requests):
         self.calls += 1
-        return [Generation(r.index, self.script(r.prompt, r.sample), 3, 5, True) for r in requests]
+        # nll: a made-up fluency, longer prompts less fluent, so fluency_nll has a value to check.
+        return [Generation(r.index, self.script(r.prompt, r.sample), 3, 5, True, 0.5 + len(r.prompt) / 100)
+                for r in requests]
 
 
 class ScriptedJudge(Judge):

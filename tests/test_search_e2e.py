@@ -79,7 +79,10 @@ def test_search_logs_parent_children_and_registry(searched):
     assert set(model.aliases) == {"champion", "safest", "most-relevant"}
     versions = client.search_model_versions(f"name = '{name}'")
     pareto_kids = {k.info.run_id for k in kids if k.data.tags["safetune.pareto"] == "true"}
-    assert {v.run_id for v in versions} == pareto_kids
+    # Every Pareto configuration, plus the default when it is the champion (no safer one kept the quality).
+    champion = client.get_model_version_by_alias(name, "champion")
+    expected = pareto_kids | ({champion.run_id} if champion.run_id == defaults[0].info.run_id else set())
+    assert {v.run_id for v in versions} == expected
 
 
 def test_champion_is_chosen_on_unseen_validation_prompts(searched):
@@ -94,7 +97,10 @@ def test_champion_is_chosen_on_unseen_validation_prompts(searched):
     kids = children_of(client, parent)
     pareto = [k for k in kids if k.data.tags["safetune.pareto"] == "true"]
     assert pareto and all("validation.harm_rate" in k.data.metrics for k in pareto)
-    assert not any("validation.harm_rate" in k.data.metrics for k in kids if k not in pareto)
+    # The default is re-measured too: the champion must beat it on the same validation prompts.
+    default = [k for k in kids if k.data.tags.get("safetune.default") == "true"]
+    assert default and all("validation.harm_rate" in k.data.metrics for k in default)
+    assert not any("validation.harm_rate" in k.data.metrics for k in kids if k not in pareto + default)
 
 
 def test_champion_loads_and_generates(searched):

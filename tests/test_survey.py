@@ -8,6 +8,8 @@ import math
 import mlflow
 import pandas as pd
 import pytest
+
+from safetune.datasets.tasks import TASKS
 from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 from scipy.stats import binomtest
@@ -194,7 +196,7 @@ def test_parent_and_one_child_per_model(surveyed):
 def test_responses_table_has_every_response(surveyed):
     for table in surveyed["tables"].values():
         counts = table["suite"].value_counts().to_dict()
-        assert counts == {"harmful": N_PROMPTS * SAMPLES, "benign": N_BENIGN, "capability": 2 * N_CAPABILITY}
+        assert counts == {"harmful": N_PROMPTS * SAMPLES, "benign": N_BENIGN, "capability": len(TASKS) * N_CAPABILITY}
         assert {"prompt", "response", "harmful", "harmful.heuristic"} <= set(table.columns)
 
 

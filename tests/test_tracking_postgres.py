@@ -262,7 +262,11 @@ def test_search_logs_parent_children_and_aliases_through_the_server(pg_server, p
     name = model_name_for(pg_searched["model"])
     assert set(client.get_registered_model(name).aliases) == ALIASES
     pareto = {k.info.run_id for k in kids if k.data.tags["safetune.pareto"] == "true"}
-    assert pareto and {v.run_id for v in client.search_model_versions(f"name = '{name}'")} == pareto
+    default = {k.info.run_id for k in kids if k.data.tags["safetune.default"] == "true"}
+    champion = client.get_model_version_by_alias(name, "champion").run_id
+    registered = {v.run_id for v in client.search_model_versions(f"name = '{name}'")}
+    # The Pareto configurations, plus the default when it is the champion (nothing safer kept the quality).
+    assert pareto and registered == pareto | ({champion} & default)
     # Nothing fell back to a local store in the search's working directory.
     assert not (pg_searched["work"] / "mlflow.db").exists() and not (pg_searched["work"] / "mlruns").exists()
 
@@ -341,7 +345,10 @@ def test_concurrent_searches_lose_and_duplicate_nothing(pg_server, tiny_llama, t
     # Registry: both searches registered into one model at once; each Pareto child exactly once.
     name = model_name_for(model)
     versions = client.search_model_versions(f"name = '{name}'")
-    pareto = [r.info.run_id for runs in kids.values() for r in runs if r.data.tags["safetune.pareto"] == "true"]
+    # Each search registers its Pareto configurations, and its default when that is its champion.
+    pareto = [r.info.run_id for runs in kids.values() for r in runs
+              if r.data.tags["safetune.pareto"] == "true"
+              or (r.data.tags["safetune.default"] == "true" and r.data.tags.get("safetune.registered_version"))]
     assert Counter(v.run_id for v in versions) == Counter(pareto)
     assert sorted(int(v.version) for v in versions) == list(range(1, len(pareto) + 1))
     by_version = {v.version: v.run_id for v in versions}

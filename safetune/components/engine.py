@@ -68,7 +68,7 @@ def generation_key(info: dict, request: GenerationRequest) -> str:
     """
     c = request.config
     return make_key(
-        "generation/v2", info, c.system_prompt_text, c.generation_kwargs(),
+        "generation/v3", info, c.system_prompt_text, c.generation_kwargs(),
         request.seed, request.sample, request.prompt,
     )
 

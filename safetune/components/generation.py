@@ -26,6 +26,7 @@ from safetune.components.requests import (  # noqa: F401 - re-exported: the ligh
     GenerationRequest,
     cpu_has_native_bf16,
     load_tokenizer,
+    mean_nll,
     render_chat,
     resolve_dtype,
 )
@@ -281,7 +282,8 @@ class GenerationModule(L.LightningModule):
                 out = self.model.generate(**enc, generation_config=gc, logits_processor=LogitsProcessorList([decoding]))
             new = [row.tolist() for row in out[:, width:]]
             stats = {"path": "generate"}
-        self.last_decode = stats
+        # The batch's request indices and raw new tokens (stop ids included), for tests and debugging.
+        self.last_decode = {**stats, "indices": [r.index for r in batch], "tokens": new}
         results = []
         for row, request in enumerate(batch):
             ids = new[row][: limits[row]]
@@ -299,6 +301,7 @@ class GenerationModule(L.LightningModule):
                     prompt_tokens=int(enc["attention_mask"][row].sum()),
                     new_tokens=n_new,
                     finished=finished,
+                    nll=mean_nll(decoding.raw_logprobs[row][:n_new]),
                 )
             )
         return results

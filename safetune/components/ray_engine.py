@@ -80,7 +80,7 @@ class GenerationActor:
         self.calls += 1
         self.answered += len(requests)
         # The engine answers by position in this slice; restore the driver's indices.
-        return [Generation(r.index, g.response, g.prompt_tokens, g.new_tokens, g.finished)
+        return [Generation(r.index, g.response, g.prompt_tokens, g.new_tokens, g.finished, g.nll)
                 for r, g in zip(requests, self.engine.generate(requests))]
 
     def stats(self) -> dict:

@@ -44,6 +44,14 @@ class Generation:
     prompt_tokens: int
     new_tokens: int
     finished: bool  # stopped on an end-of-sequence token rather than the length limit
+    # Fluency: mean negative log-likelihood (nats/token) of the response's tokens under the model's
+    # untempered, unpenalised distribution (raw logits). None when empty or the engine cannot tell.
+    nll: float | None = None
+
+
+def mean_nll(logprobs: list[float]) -> float | None:
+    """Mean negative log-likelihood of a response's tokens; None for an empty response."""
+    return -sum(logprobs) / len(logprobs) if logprobs else None
 
 
 def chat_template_source(path: str) -> str:

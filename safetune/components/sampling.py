@@ -48,6 +48,11 @@ class PerRowDecoding(LogitsProcessor):
         self.top_p = torch.tensor([c.top_p if c.do_sample else 1.0 for c in configs], dtype=torch.float32)
         self.max_new = torch.tensor([c.max_new_tokens for c in configs])
         self.generators = [torch.Generator().manual_seed(s) for s in seeds]
+        # Fluency for free: the log-probability of each chosen token under the model's *raw*
+        # distribution (log-softmax of the unprocessed logits: no temperature, top-k/p or penalties),
+        # one list per original row. ``origin`` maps current batch positions to original rows.
+        self.origin = list(range(len(configs)))
+        self.raw_logprobs: list[list[float]] = [[] for _ in configs]
 
     def select(self, rows) -> None:
         """Keep only ``rows`` (positions in the current batch, in that order), dropping the others' state.
@@ -58,6 +63,7 @@ class PerRowDecoding(LogitsProcessor):
         """
         index = torch.as_tensor(rows, dtype=torch.long).cpu().flatten()
         kept = index.tolist()
+        self.origin = [self.origin[i] for i in kept]
         self.configs = [self.configs[i] for i in kept]
         self.generators = [self.generators[i] for i in kept]
         for name in ("pad_lengths", "greedy", "temperature", "penalty", "top_k", "top_p", "max_new"):
@@ -81,12 +87,15 @@ class PerRowDecoding(LogitsProcessor):
         return scores
 
     def _no_repeat_ngram(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        raw = scores
         for row, config in enumerate(self.configs):
             n = config.no_repeat_ngram_size
             if n:
                 tokens = input_ids[row, int(self.pad_lengths[row]):].tolist()
                 banned = banned_ngram_tokens(tokens, n)
                 if banned:
+                    if scores is raw:  # never write into the raw logits: fluency is read from them
+                        scores = scores.clone()
                     scores[row, banned] = -float("inf")
         return scores
 
@@ -129,7 +138,9 @@ class PerRowDecoding(LogitsProcessor):
         return out
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        scores = self._repetition_penalty(input_ids, scores.float())
+        raw = scores.float()
+        log_z = torch.logsumexp(raw, dim=-1)  # before any processing: the base model's distribution
+        scores = self._repetition_penalty(input_ids, raw)
         scores = self._no_repeat_ngram(input_ids, scores)
         choice = scores.argmax(dim=-1)
         sampled = torch.nonzero(~self.greedy).flatten()
@@ -142,6 +153,10 @@ class PerRowDecoding(LogitsProcessor):
             choice[sampled] = picked.clamp(max=scores.shape[-1] - 1)
         step = input_ids.shape[1] - self.prompt_width
         choice = torch.where(self.max_new.to(choice.device) <= step, torch.full_like(choice, self.stop_id), choice)
+        # _repetition_penalty clones and _no_repeat_ngram copies before writing, so ``raw`` is unchanged.
+        chosen = (raw.gather(1, choice[:, None]).flatten() - log_z).tolist()
+        for row, lp in zip(self.origin, chosen):
+            self.raw_logprobs[row].append(lp)
         out = torch.full_like(scores, -float("inf"))
         out.scatter_(1, choice[:, None], 0.0)
         return out

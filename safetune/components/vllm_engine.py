@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Callable
 
 from safetune.cache import Cache
-from safetune.components.requests import Generation, GenerationRequest, render_chat, request_seed
+from safetune.components.requests import Generation, GenerationRequest, mean_nll, render_chat, request_seed
 from safetune.components.multidevice import DispatchingEngine
 from safetune.config import DecodingConfig
 from safetune.errors import SafetuneError
@@ -38,7 +38,22 @@ def sampling_params_kwargs(config: DecodingConfig, seed: int) -> dict:
         "max_tokens": config.max_new_tokens,
         "seed": seed,
         "skip_special_tokens": True,
+        # The chosen token's log-probability; vLLM's default logprobs_mode ("raw_logprobs") takes it
+        # from the raw model output, before temperature, penalties and top-k/top-p, as fluency needs.
+        "logprobs": 0,
     }
+
+
+def completion_nll(completion, stop_ids: set[int] = frozenset()) -> float | None:
+    """Mean raw NLL of a vLLM completion's tokens (a final stop token excluded); None if unavailable."""
+    logprobs = getattr(completion, "logprobs", None)
+    ids = list(completion.token_ids)
+    if not logprobs or len(logprobs) != len(ids):
+        return None
+    if ids and ids[-1] in stop_ids:
+        ids, logprobs = ids[:-1], logprobs[:-1]
+    values = [step[token].logprob for token, step in zip(ids, logprobs) if step and token in step]
+    return mean_nll(values) if len(values) == len(ids) else None
 
 
 class VLLMEngine(DispatchingEngine):
@@ -53,6 +68,7 @@ class VLLMEngine(DispatchingEngine):
 
         self.ref, self.devices, self.dtype = ref, devices, dtype
         self.tokenizer = load_tokenizer(ref.path)
+        self.stop_ids = {i for i in (self.tokenizer.eos_token_id, self.tokenizer.pad_token_id) if i is not None}
         self.llm_kwargs = llm_kwargs
         self._llm = None
 
@@ -76,5 +92,6 @@ class VLLMEngine(DispatchingEngine):
         for r, out in zip(unique, outputs):
             completion = out.outputs[0]
             answers.append(Generation(r.index, completion.text.strip(), len(out.prompt_token_ids),
-                                      len(completion.token_ids), completion.finish_reason == "stop"))
+                                      len(completion.token_ids), completion.finish_reason == "stop",
+                                      completion_nll(completion, self.stop_ids)))
         deliver(answers)

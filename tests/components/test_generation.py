@@ -238,7 +238,7 @@ def test_a_model_whose_cache_cannot_be_row_selected_keeps_generate(tiny_llama, m
     assert not compaction_supported(model)
     module = GenerationModule(model, tok)
     out = module._generate(requests(GREEDY))
-    assert module.last_decode == {"path": "generate"} and len(out) == len(PROMPTS)
+    assert module.last_decode["path"] == "generate" and len(out) == len(PROMPTS)
     monkeypatch.undo()
 
     class OwnInputs(type(model)):  # a model with its own generate() input preparation is not reproduced
