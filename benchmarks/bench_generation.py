@@ -17,7 +17,11 @@ and its best run counts, so no method is charged for first-call kernel setup. To
     python benchmarks/bench_generation.py                        # embedded default model
     python benchmarks/bench_generation.py --model /path/to/model --candidates 8 --prompts 16
 
-The last lines are ``engine <N> tokens/s``, ``naive <N> tokens/s`` and ``ratio <R>`` (engine / naive).
+The last lines are ``engine <N> tokens/s``, ``naive <N> tokens/s``, ``ratio <R>`` (engine / naive)
+and ``roofline <R>``: the engine's tokens/s over the machine's limit for this model, measured in the
+same run as (matrix-multiply FLOP/s at the decode batch shape, in the engine's dtype) / (FLOPs per
+generated token = 2 x the weights a token multiplies, the LM head included). ``--profile`` adds the
+engine's hottest functions (cProfile).
 """
 
 from __future__ import annotations
@@ -82,6 +86,30 @@ def naive_loop(engine: TransformersEngine, work) -> int:
 REPEATS = 2
 
 
+def matmul_flops(batch: int, hidden: int, inner: int, dtype: torch.dtype, seconds: float = 2.0) -> float:
+    """FLOP/s of a (batch x hidden) @ (hidden x inner) matmul, best of several timed bursts."""
+    a, b = torch.randn(batch, hidden, dtype=dtype), torch.randn(hidden, inner, dtype=dtype)
+    for _ in range(3):
+        a @ b  # warm-up
+    best, deadline = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        start = time.perf_counter()
+        for _ in range(10):
+            a @ b
+        best = max(best, 10 * 2 * batch * hidden * inner / (time.perf_counter() - start))
+    return best
+
+
+def flops_per_token(model) -> float:
+    """2 x the weights each generated token is multiplied by: every linear layer and the LM head
+    (the input embedding is a lookup, not a matmul; a tied head is counted once, as the head)."""
+    emb = model.get_input_embeddings().weight
+    head = model.get_output_embeddings().weight
+    total = sum(p.numel() for p in model.parameters())
+    body = total - emb.numel() - (0 if head is emb else head.numel())
+    return 2.0 * (body + head.numel())
+
+
 def timed(fn, *args) -> tuple[int, float]:
     """Best of REPEATS runs: the first run of a shape pays one-time kernel setup (oneDNN primitives),
     which a search pays once and then reuses for every later generation."""
@@ -108,6 +136,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=2, help="runs of each method; the best counts")
     ap.add_argument("--dtype", default="auto", help="weights' dtype for all three (auto: as the engine picks)")
+    ap.add_argument("--profile", action="store_true", help="print the engine's hottest functions (cProfile)")
     args = ap.parse_args()
 
     global REPEATS
@@ -141,7 +170,22 @@ def main() -> None:
     print(f"per-candidate {base_tps:.1f} tokens/s ({base_tokens} tokens in {base_s:.1f} s)")
     print(f"engine {engine_tps:.1f} tokens/s ({engine_tokens} tokens in {engine_s:.1f} s)")
     print(f"naive {naive_tps:.1f} tokens/s ({naive_tokens} tokens in {naive_s:.1f} s)")
+    model = engine.module.model
+    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    peak = matmul_flops(args.batch_size, cfg.hidden_size, cfg.intermediate_size, getattr(torch, engine.dtype))
+    limit = peak / flops_per_token(model)
+    if args.profile:
+        import cProfile
+        import pstats
+
+        profiler = cProfile.Profile()
+        profiler.runcall(lambda: engine.generate(requests))
+        print("engine profile (top 15 by own time):")
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
+    print(f"matmul {peak / 1e9:.0f} GFLOP/s at {args.batch_size} x {cfg.hidden_size} x {cfg.intermediate_size} "
+          f"({engine.dtype}); {flops_per_token(model) / 1e6:.0f} MFLOP per token; limit {limit:.0f} tokens/s")
     print(f"ratio {engine_tps / naive_tps:.2f}")
+    print(f"roofline {engine_tps / limit:.2f}")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ import threading
 import time
 from pathlib import Path
 
+from safetune.errors import SafetuneError
+
 
 def make_key(*parts) -> str:
     blob = json.dumps(parts, sort_keys=True, default=str, ensure_ascii=False).encode()
@@ -24,9 +26,15 @@ def make_key(*parts) -> str:
 class Cache:
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=60)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=60)
+            self._init_schema()
+        except (OSError, sqlite3.Error) as exc:
+            raise SafetuneError(f"cache {str(self.path)!r} cannot be used: {exc}") from None
+
+    def _init_schema(self) -> None:
         # Switching to WAL needs a moment of exclusive access, and SQLite may refuse it at once
         # ("database is locked") instead of waiting when another process (a second search) is
         # opening the same file: retry briefly. Once the file is in WAL mode it stays so.

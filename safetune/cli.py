@@ -16,7 +16,7 @@ import warnings
 
 import click
 
-from safetune.clitools import _friendly, _terminate
+from safetune.clitools import _friendly, _terminate, csv
 from safetune.errors import SafetuneError
 
 log = logging.getLogger("safetune")
@@ -28,6 +28,9 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    # mlflow sets its own loggers to INFO when it is imported (later than this): tell it via its env var.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     warnings.filterwarnings("ignore")
     for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "mlflow",
                  "transformers", "sentence_transformers", "alembic", "httpx"):
@@ -46,13 +49,8 @@ def main(log_level: str) -> None:
     signal.signal(signal.SIGTERM, _terminate)
     if log_level.upper() == "DEBUG":
         logging.getLogger("lightning").setLevel(logging.INFO)
-
-
-def _csv(value: str | None) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    items = tuple(v.strip() for v in value.split(",") if v.strip())
-    return items or None
+    if log_level.upper() in {"DEBUG", "INFO"}:
+        os.environ["MLFLOW_LOGGING_LEVEL"] = log_level.upper()
 
 
 @main.command()
@@ -109,17 +107,22 @@ def search(config_path, model, datasets, n_prompts, n_validation, pop_size, n_ge
     from safetune.models import resolve_model
 
     overrides = {
-        "model": model, "datasets": _csv(datasets), "n_prompts": n_prompts, "n_validation": n_validation,
+        "model": model, "datasets": csv(datasets, "--datasets"), "n_prompts": n_prompts, "n_validation": n_validation,
         "pop_size": pop_size,
         "n_gen": n_gen, "algorithm": algorithm, "samples": samples, "seed": seed, "judge": judge, "batch_size": batch_size,
         "harm_budget": harm_budget, "experiment": experiment, "cache_dir": cache_path,
         "register": register, "devices": devices, "accelerator": accelerator, "precision": precision,
-        "judges": _csv(extra_judges), "dtype": dtype, "engine": engine, "ray_address": ray_address, "ray_workers": ray_workers,
+        "judges": csv(extra_judges, "--extra-judges"), "dtype": dtype, "engine": engine, "ray_address": ray_address, "ray_workers": ray_workers,
     }
     guard_overrides = {"enabled": guards, "constrain": constrain, "n_benign": n_benign, "n_capability": n_capability}
-    bounds = tuple(bounds) + (_csv(bounds_csv) or ())
-    cfg = build_search_config(config_path, overrides, bounds, _csv(system_prompts), guard_overrides)
+    bounds = tuple(bounds) + (csv(bounds_csv, "--bounds") or ())
+    cfg = build_search_config(config_path, overrides, bounds, csv(system_prompts, "--system-prompts"), guard_overrides)
     preflight(cfg)
+    if resume_run_id:  # refuse a run that is not this search's, before anything loads or changes
+        from safetune.tracking import check_resumable, setup_tracking
+
+        setup_tracking(tracking_uri)
+        check_resumable(resume_run_id, cfg.experiment, cfg.to_dict())
     resolve_model(cfg.model)  # fails fast (one line) before torch, Lightning and MLflow load
     from safetune.runner import run_search
 
@@ -176,7 +179,7 @@ def evaluate(targets, model, datasets, part, n_prompts, samples, seed, judge, n_
     from safetune.evaluate import EvaluateConfig, run_evaluate
 
     cfg = EvaluateConfig(
-        targets=tuple(targets), model=model, datasets=_csv(datasets) or (), split=part, n_prompts=n_prompts,
+        targets=tuple(targets), model=model, datasets=csv(datasets, "--datasets") or (), split=part, n_prompts=n_prompts,
         samples=samples, seed=seed, judge=judge, batch_size=batch_size, experiment=experiment,
         cache_dir=cache_path,
         **{k: v for k, v in {"n_benign": n_benign, "n_capability": n_capability}.items() if v is not None},
@@ -212,7 +215,7 @@ def models():
 
     for row in list_models():
         status = "offline" if row["offline"] else "needs hub/cache"
-        click.echo(f"{row['alias']:<14} {row['hub_id']:<38} {status:<16} {row['description']}")
+        click.echo(f"{row['alias']:<20} {row['hub_id']:<38} {status:<16} {row['description']}")
     click.echo("Any hub id (org/name) or local model folder is accepted too.")
 
 

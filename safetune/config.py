@@ -234,6 +234,12 @@ class GuardConfig:
     # A response is incoherent when its NLL exceeds nll_factor x the default's 90th percentile.
     nll_factor: float = 2.0
     on_topic: float = 0.2  # min prompt-answer cosine for a benign answer to count as on topic
+    # Racing: each candidate first answers race_fraction of every suite; one that already fails
+    # fluency or incoherence by far (race_slack, see quality.raced_out) stops there. The rest answer
+    # the remaining items only (the slice's answers come from the cache).
+    race: bool = True
+    race_fraction: float = 0.25
+    race_slack: float = 1.5
 
     def __post_init__(self) -> None:
         for name in ("benign_delta", "capability_delta", "incoherence_delta", "on_topic"):
@@ -242,6 +248,10 @@ class GuardConfig:
                 raise SafetuneError(f"guards.{name} must be in [0, 1] (got {value})")
         if self.fluency_epsilon < 0:
             raise SafetuneError(f"guards.fluency_epsilon must be >= 0 (got {self.fluency_epsilon})")
+        if not 0 < self.race_fraction <= 1:
+            raise SafetuneError(f"guards.race_fraction must be in (0, 1] (got {self.race_fraction})")
+        if self.race_slack < 1:
+            raise SafetuneError(f"guards.race_slack must be >= 1 (got {self.race_slack})")
         if self.nll_factor <= 0:
             raise SafetuneError(f"guards.nll_factor must be > 0 (got {self.nll_factor})")
         for name in ("n_benign", "n_capability"):
@@ -301,7 +311,6 @@ class SearchConfig:
     def __post_init__(self) -> None:
         positive = {
             "n_prompts": self.n_prompts,
-            "pop_size": self.pop_size,
             "n_gen": self.n_gen,
             "samples": self.samples,
             "batch_size": self.batch_size,

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from safetune import tracking
 from safetune.cache import Cache
 from safetune.components.engine import get_engine
+from safetune.components.requests import load_tokenizer
 from safetune.components.judges.base import get_judge
 from safetune.components.lazy import LazyRelevance
 from safetune.config import DecodingConfig, GuardConfig
@@ -24,7 +25,7 @@ from safetune.evaluation import Evaluator
 from safetune.models import cache_root, resolve_model
 from safetune.comparison import compare_to_default, per_category, quadrant_table
 from safetune.datasets.tasks import SPLIT_SEED, TASKS, sample_tasks
-from safetune.runner import measure_default, model_default_config
+from safetune.runner import check_context, measure_default, model_default_config
 
 
 @dataclass
@@ -109,6 +110,8 @@ def run_evaluate(cfg: EvaluateConfig, tracking_uri: str | None = None, progress:
     prompts = sample(split(load_prompt_sets(cfg.datasets), cfg.split, seed=SPLIT_SEED), cfg.n_prompts, seed=cfg.seed)
     judge = get_judge(cfg.judge)
     ref = resolve_model(model)
+    longest = max([cfg.default_max_new_tokens] + [c.max_new_tokens for _, c in targets if c is not None])
+    check_context(ref, prompts.items, longest, lambda: load_tokenizer(ref.path))
     cache = Cache(Path(cfg.cache_dir) if cfg.cache_dir else cache_root() / "cache.sqlite")
     engine = get_engine("transformers", ref=ref, cache=cache, batch_size=cfg.batch_size)
     guards = GuardConfig()

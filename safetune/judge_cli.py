@@ -46,7 +46,7 @@ def judge_train(output_dir, seed, write_devset, dev_eval):
 @click.option("--judge", "judge_names", multiple=True, default=("safetune", "heuristic"), show_default=True,
               help="Judge name (repeatable).")
 @click.option("--data", default="devset", show_default=True, help="devset | xstest | PATH.jsonl (prompt, response, label, kind).")
-@click.option("--limit", type=int, default=None, help="Only the first N rows (quick checks).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N rows (quick checks).")
 @click.option("--experiment", default="safetune-judges", show_default=True)
 @click.option("--tracking-uri", default=None, help="Default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db")
 @click.option("--no-mlflow", is_flag=True, help="Print only; do not log an MLflow run.")
@@ -59,7 +59,7 @@ def judge_eval(judge_names, data, limit, experiment, tracking_uri, no_mlflow, js
 
     for name in judge_names:
         check_judge(name)
-    rows = load_rows(data)[:limit] if limit else load_rows(data)
+    rows = load_rows(data)[:limit] if limit is not None else load_rows(data)
     result = evaluate_judges(list(judge_names), rows)
     result["data"] = data
     click.echo(format_table(result))

@@ -15,34 +15,46 @@ def read_pairs(path: str | Path) -> list[dict]:
     if not path.is_file():
         raise SafetuneError(f"input file {str(path)!r} not found")
     rows = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise SafetuneError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
-            if not isinstance(row, dict) or not isinstance(row.get("prompt"), str) or not isinstance(row.get("response"), str):
-                raise SafetuneError(f"{path}:{lineno}: each row needs string fields 'prompt' and 'response'")
-            rows.append(row)
+    try:
+        lines = path.read_text(encoding="utf-8").split("\n")  # not splitlines: JSON may hold U+2028
+    except UnicodeDecodeError as exc:
+        raise SafetuneError(f"{path} is not UTF-8 text (byte {exc.start}): convert it to UTF-8 JSONL") from None
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise SafetuneError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
+        if not isinstance(row, dict) or not isinstance(row.get("prompt"), str) or not isinstance(row.get("response"), str):
+            raise SafetuneError(f"{path}:{lineno}: each row needs string fields 'prompt' and 'response'")
+        rows.append(row)
     if not rows:
         raise SafetuneError(f"{path} holds no rows")
     return rows
 
 
 def judge_jsonl(input_path, output_path, judge_name: str = "heuristic", batch_size: int = 256):
+    out = Path(output_path)
+    if out.exists() and out.resolve() == Path(input_path).resolve():
+        raise SafetuneError(f"the output {str(out)!r} is the input: choose another -o file")
     judge = get_judge(judge_name)
     rows = read_pairs(input_path)
     counts: Counter = Counter({True: 0, False: 0, None: 0})
-    out = Path(output_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", encoding="utf-8") as fh:
-        for start in range(0, len(rows), batch_size):
-            chunk = rows[start:start + batch_size]
-            verdicts = judge.judge([r["prompt"] for r in chunk], [r["response"] for r in chunk])
-            for i, (row, v) in enumerate(zip(chunk, verdicts)):
-                record = {"id": row.get("id", start + i), **v.to_dict(), "judge": judge_name}
-                counts[v.harmful] += 1
-                fh.write(json.dumps(record) + "\n")
+    # Written beside the target and renamed when complete: an interrupted run leaves no half file.
+    tmp = out.with_name(out.name + ".partial")
+    try:
+        with tmp.open("w", encoding="utf-8") as fh:
+            for start in range(0, len(rows), batch_size):
+                chunk = rows[start:start + batch_size]
+                verdicts = judge.judge([r["prompt"] for r in chunk], [r["response"] for r in chunk])
+                for i, (row, v) in enumerate(zip(chunk, verdicts)):
+                    record = {"id": row.get("id", start + i), **v.to_dict(), "judge": judge_name}
+                    counts[v.harmful] += 1
+                    fh.write(json.dumps(record) + "\n")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    tmp.replace(out)
     return len(rows), counts

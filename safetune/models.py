@@ -259,6 +259,12 @@ def resolve_model(name: str) -> ModelRef:
     if alias is None and folder.is_dir():
         if not (folder / "config.json").exists():
             raise SafetuneError(f"{folder} is not a transformers model folder (no config.json)")
+        try:
+            config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise SafetuneError(f"{folder / 'config.json'} is not valid JSON: {str(exc).splitlines()[0]}") from None
+        if not isinstance(config, dict) or not config.get("model_type"):
+            raise SafetuneError(f"{folder / 'config.json'} names no model_type: not a transformers model config")
         kwargs = {"enable_thinking": False} if _is_qwen3(folder) else {}
         return ModelRef(name, str(folder.resolve()), str(folder.resolve()), _folder_revision(folder), kwargs)
     hub_id = alias.hub_id if alias else name
@@ -268,6 +274,19 @@ def resolve_model(name: str) -> ModelRef:
     path, revision = _hub_snapshot(hub_id)
     kwargs = dict(alias.chat_template_kwargs) if alias else ({"enable_thinking": False} if _is_qwen3(path) else {})
     return ModelRef(name, hub_id, str(path), revision, kwargs)
+
+
+def context_length(ref: ModelRef) -> int | None:
+    """The model's context window in tokens, from its config.json (None if it does not say)."""
+    try:
+        config = json.loads((Path(ref.path) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    config = config.get("text_config", config) if isinstance(config.get("text_config"), dict) else config
+    for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        if isinstance(config.get(key), int) and config[key] > 0:
+            return config[key]
+    return None
 
 
 def _is_qwen3(folder: Path) -> bool:

@@ -8,7 +8,6 @@ base model again (alias, hub id or folder) and generates with exactly that confi
 from __future__ import annotations
 
 import mlflow
-import pandas as pd
 from mlflow.pyfunc import PythonModel
 
 
@@ -30,23 +29,15 @@ class SafetuneConfiguredModel(PythonModel):
             )
         self.engine = TransformersEngine(ref, cache=None, batch_size=int(cfg.get("batch_size", 16)))
 
-    def predict(self, context, model_input, params=None):
+    # Type hints give the model its signature (list of prompts -> list of responses); MLflow turns a
+    # one-column DataFrame or a served {"inputs": [...]} into the list before calling this.
+    def predict(self, context, model_input: list[str], params: dict | None = None) -> list[str]:
         from safetune.components.requests import GenerationRequest
 
-        as_frame = isinstance(model_input, pd.DataFrame)
-        if as_frame:
-            column = "prompt" if "prompt" in model_input.columns else model_input.columns[0]
-            prompts = [str(p) for p in model_input[column]]
-        elif isinstance(model_input, str):
-            prompts = [model_input]
-        else:
-            prompts = [str(p) for p in model_input]
+        prompts = [str(p) for p in model_input]
         sample = int((params or {}).get("sample", 0))
         requests = [GenerationRequest(i, p, self.decoding, self.seed, sample) for i, p in enumerate(prompts)]
-        responses = [g.response for g in self.engine.generate(requests)]
-        if as_frame:
-            return pd.DataFrame({"response": responses})
-        return responses
+        return [g.response for g in self.engine.generate(requests)]
 
 
 mlflow.models.set_model(SafetuneConfiguredModel())

@@ -128,3 +128,17 @@ def verdict(safer: bool, worse: list[str]) -> str:
     if worse:
         return f"safer but worse at {', '.join(worse)}"
     return "safer and not worse"
+
+
+def raced_out(first_slice, baseline, guards) -> list[str]:
+    """Constraints a candidate's first slice of items already fails by far (racing): median NLL
+    beyond ``guards.race_slack`` x its limit, or incoherence more than ``guards.race_slack`` x 0.3
+    above the default's. Such a candidate (word salad, runaway loops) is not worth its other items;
+    a borderline one always gets the full measurement."""
+    out = []
+    limit = baseline.fluency_nll * (1 + guards.fluency_epsilon)
+    if not math.isnan(first_slice.fluency_nll) and not math.isnan(limit) and first_slice.fluency_nll > guards.race_slack * limit:
+        out.append("fluency")
+    if first_slice.incoherence_rate > baseline.incoherence_rate + guards.race_slack * 0.3:
+        out.append("incoherence")
+    return out

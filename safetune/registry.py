@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import warnings
 from importlib import metadata
 from pathlib import Path
 
@@ -64,7 +63,11 @@ def existing_version(name: str, digest: str, client: MlflowClient | None = None)
     return str(max(ready)) if ready else None
 
 
-def log_configuration_model(run_id: str, ref: ModelRef, config: DecodingConfig, seed: int, name: str) -> str:
+INPUT_EXAMPLE = ["How do I bake bread?"]
+
+
+def log_configuration_model(run_id: str, ref: ModelRef, config: DecodingConfig, seed: int, name: str,
+                            description: str | None = None) -> str:
     """Log the pyfunc model into ``run_id`` and register it; returns the version number.
 
     A configuration already registered under ``name`` with the same model, knobs, seed and packages
@@ -81,21 +84,29 @@ def log_configuration_model(run_id: str, ref: ModelRef, config: DecodingConfig, 
         return reused
     with mlflow.start_run(run_id=run_id, nested=True):
         mlflow.log_dict(cfg, "safetune_config.json")
-        with warnings.catch_warnings():
-            # MLflow nags about type hints; the model takes a list or a DataFrame, so no strict signature.
-            warnings.simplefilter("ignore")
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=MODEL_CODE,
-                model_config=cfg,
-                pip_requirements=requirements,
-                registered_model_name=name,
-            )
+        # The input example is also a smoke test: MLflow loads the logged model and answers it.
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=MODEL_CODE,
+            model_config=cfg,
+            pip_requirements=requirements,
+            registered_model_name=name,
+            input_example=(INPUT_EXAMPLE, {"sample": 0}),
+        )
     version = str(info.registered_model_version)
     client = MlflowClient()
     client.set_model_version_tag(name, version, DIGEST_TAG, digest)
+    if description:
+        client.update_model_version(name, version, description=description)
     client.set_tag(run_id, "safetune.registered_version", version)
     return version
+
+
+def describe_version(config: DecodingConfig, figures: dict[str, float], where: str) -> str:
+    """A version's registry description: its knobs and the figures it was chosen on."""
+    knobs = ", ".join(f"{k}={v}" for k, v in config.to_dict().items() if k != "system_prompt_text")
+    shown = ", ".join(f"{k} {v:.3f}" for k, v in figures.items())
+    return f"{knobs}. Measured on {where}: {shown}."
 
 
 def set_aliases(name: str, aliases: dict[str, str], client: MlflowClient | None = None, attempts: int = 5) -> None:

@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,9 @@ from safetune.config import DEFAULT_LAGRANGIAN_BUDGET, DecodingConfig, SearchCon
 from safetune.datasets import PromptSet, load_prompt_sets, sample, split
 from safetune.datasets.tasks import SPLIT_SEED, chance_level, sample_tasks
 from safetune.evaluation import CandidateResult, Evaluator
-from safetune.models import ModelRef, cache_root, resolve_model
+from safetune.components.requests import load_tokenizer, overlong_prompts
+from safetune.errors import SafetuneError
+from safetune.models import ModelRef, cache_root, context_length, resolve_model
 from safetune.plots import pareto_plot
 from safetune.search.nsga import ALGORITHMS, feasible, hypervolume, pareto_indices
 
@@ -49,6 +52,22 @@ def model_default_config(ref: ModelRef, max_new_tokens: int) -> DecodingConfig:
 def search_pool(datasets) -> PromptSet:
     """The search side of the fixed split: the holdout side never depends on a search's seed."""
     return split(load_prompt_sets(datasets), "search", seed=SPLIT_SEED)
+
+
+def check_context(ref, items, max_new_tokens: int, tokenizer_fn) -> None:
+    """Refuse prompts that cannot fit the model's context with room for the answer (one line,
+    naming them), before any generation: they cost minutes per candidate and degenerate."""
+    window = context_length(ref)
+    if window is None:
+        return
+    # Room for the chat template and a system prompt, besides the answer itself.
+    limit = window - max_new_tokens - 256
+    too_long = overlong_prompts(items, limit, tokenizer_fn)
+    if too_long:
+        shown = ", ".join(f"{pid} ({n} tokens)" for pid, n in too_long[:3])
+        more = f" and {len(too_long) - 3} more" if len(too_long) > 3 else ""
+        raise SafetuneError(f"{len(too_long)} prompt(s) do not fit {ref.name}'s {window}-token context with "
+                            f"{max_new_tokens} new tokens: {shown}{more}; shorten or drop them")
 
 
 def search_prompts(cfg: SearchConfig) -> PromptSet:
@@ -132,6 +151,21 @@ def measure_default(evaluator: Evaluator, default: DecodingConfig, guards, evalu
     return baseline, raw, task_report
 
 
+def slice_evaluator(evaluator: Evaluator, fraction: float) -> Evaluator:
+    """The same evaluator on the first ``fraction`` of each suite (at least 4 items each), for racing.
+    Its answers are generated with the same requests, so the full evaluation reuses them from the cache."""
+    def head(n: int) -> int:
+        return min(n, max(4, math.ceil(fraction * n)))
+
+    prompts = PromptSet(evaluator.prompts.name, evaluator.prompts.items[:head(len(evaluator.prompts.items))])
+    benign = (PromptSet(evaluator.benign.name, evaluator.benign.items[:head(len(evaluator.benign.items))])
+              if evaluator.benign else None)
+    return Evaluator(evaluator.engine, evaluator.judges, evaluator.relevance, prompts, evaluator.samples, evaluator.seed,
+                     evaluator.cache, judge_id=evaluator.judge_id, benign=benign,
+                     tasks=evaluator.tasks[:head(len(evaluator.tasks))], reference=evaluator.reference,
+                     on_topic=evaluator.on_topic)
+
+
 def log_importance_and_report(parent_id: str, results: list[CandidateResult]) -> None:
     """Parameter importance table + forest plot, and the HTML report (``report.html``), on the parent.
 
@@ -204,9 +238,14 @@ def algorithm_kwargs(cfg: SearchConfig) -> dict:
 def run_search(cfg: SearchConfig, tracking_uri: str | None = None, resume_run_id: str | None = None,
                progress: bool = True) -> SearchOutcome:
     tracking.setup_tracking(tracking_uri)
+    if resume_run_id:
+        tracking.check_resumable(resume_run_id, cfg.experiment, cfg.to_dict())
     ref = resolve_model(cfg.model)
     prompts = search_prompts(cfg)
     benign, tasks = guard_suites(cfg)
+    # Every search-split prompt (the validation prompts come from there too), not only the sampled ones.
+    check_context(ref, list(search_pool(cfg.datasets).items) + list(benign.items if benign else ()),
+                  int(cfg.space.max_new_tokens.high), lambda: load_tokenizer(ref.path))
     cache = Cache(Path(cfg.cache_dir) if cfg.cache_dir else cache_root() / "cache.sqlite")
     judges = [get_judge(name) for name in (cfg.judge, *cfg.judges)]  # fail before loading any model
     ray_kwargs = {"address": cfg.ray_address, "workers": cfg.ray_workers} if cfg.engine == "ray" else {}
@@ -288,10 +327,28 @@ def run_search(cfg: SearchConfig, tracking_uri: str | None = None, resume_run_id
             bar.total = bar.n + cfg.pop_size * cfg.n_gen * per_candidate
             bar.refresh()
 
+        racer = slice_evaluator(evaluator, cfg.guards.race_fraction) if constrained and cfg.guards.race else None
+
+        def race(configs):
+            """First slice for all, the rest only for those not already failing by far."""
+            if racer is None:
+                return evaluate_configs(configs)
+            before = bar.n
+            first = racer.evaluate(configs)
+            out = [None] * len(configs)
+            for i, r in enumerate(first):
+                if configs[i] != default_in_space and quality.raced_out(r, baseline, cfg.guards):
+                    out[i] = dataclasses.replace(r, extra={**r.extra, "raced": 1.0})
+            rest = [i for i in range(len(configs)) if out[i] is None]
+            bar.update(max(0, len(configs) * racer.responses_per_candidate - (bar.n - before)))
+            for i, r in zip(rest, evaluator.evaluate([configs[i] for i in rest])):
+                out[i] = r
+            return out
+
         def evaluate(X: np.ndarray, generation: int):
             configs = [space.decode(x) for x in X]
             bar.set_postfix_str(f"gen {generation + 1}/{cfg.n_gen}")
-            batch = evaluate_configs(configs)
+            batch = race(configs)
             F = np.array([r.objectives() for r in batch], dtype=float)
             G = np.array([constraint_values(r, baseline, cfg) for r in batch], dtype=float)
             so_far = np.concatenate([np.array([r.objectives() for r in results]).reshape(-1, 2), F])
@@ -383,12 +440,21 @@ def run_search(cfg: SearchConfig, tracking_uri: str | None = None, resume_run_id
         if cfg.register:
             name = registry.model_name(ref)
             to_register = front_idx + [int(k) for k in set(chosen.aliases.values()) if int(k) not in front_idx]
-            versions = {str(i): registry.log_configuration_model(child_ids[i], ref, results[i].config, cfg.seed, name)
+            where = "validation prompts" if val_by_idx else "search prompts"
+
+            def describe(i: int) -> str:
+                measured = (val_by_idx or {}).get(i, results[i])
+                return registry.describe_version(results[i].config, {k: getattr(measured, k) for k in SUMMARY_METRICS}, where)
+
+            versions = {str(i): registry.log_configuration_model(child_ids[i], ref, results[i].config, cfg.seed, name,
+                                                                 describe(i))
                         for i in to_register}
             registered = {alias: versions[key] for alias, key in chosen.aliases.items()}
             registry.set_aliases(name, registered)
             mlflow.set_tag("safetune.registered_model", name)
             for alias, version in registered.items():
                 mlflow.set_tag(f"safetune.alias.{alias}", version)
+        if summary:
+            mlflow.set_tag("mlflow.note.content", tracking.describe_search(summary, ref.name, registered, name))
         log_importance_and_report(parent_id, results)
     return SearchOutcome(parent_id, results, child_ids, pareto_ids, registered, name, summary)

@@ -7,19 +7,13 @@ from __future__ import annotations
 
 import click
 
-from safetune.clitools import _friendly
+from safetune.clitools import _friendly, csv
 from safetune.errors import SafetuneError
-
-
-def _names(value: str | None) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    return tuple(v.strip() for v in value.split(",") if v.strip()) or None
 
 
 def parse_seeds(value: str) -> list[int]:
     """"1,2,3" -> [1, 2, 3]; anything else is a one-line error."""
-    items = _names(value) or ()
+    items = csv(value, "--seeds") or ()
     try:
         seeds = [int(v) for v in items]
     except ValueError as exc:
@@ -70,15 +64,15 @@ def study(config_path, model, datasets, n_prompts, pop_size, n_gen, seeds, algor
     from safetune.models import resolve_model
 
     seed_list = parse_seeds(seeds)
-    algorithm_list = list(_names(algorithms) or ())
+    algorithm_list = list(csv(algorithms, "--algorithms") or ())
     overrides = {
-        "model": model, "datasets": _names(datasets), "n_prompts": n_prompts, "pop_size": pop_size, "n_gen": n_gen,
+        "model": model, "datasets": csv(datasets, "--datasets"), "n_prompts": n_prompts, "pop_size": pop_size, "n_gen": n_gen,
         "samples": samples, "judge": judge, "batch_size": batch_size, "harm_budget": harm_budget,
         "experiment": experiment, "cache_dir": cache_path,
     }
     guard_overrides = {"enabled": guards, "constrain": constrain, "n_benign": n_benign, "n_capability": n_capability}
-    bounds = tuple(bounds) + (_names(bounds_csv) or ())
-    cfg = build_search_config(config_path, overrides, bounds, _names(system_prompts), guard_overrides)
+    bounds = tuple(bounds) + (csv(bounds_csv, "--bounds") or ())
+    cfg = build_search_config(config_path, overrides, bounds, csv(system_prompts, "--system-prompts"), guard_overrides)
     preflight(cfg)
     resolve_model(cfg.model)  # fails fast (one line) before torch, Lightning and MLflow load
     from safetune.study import run_study

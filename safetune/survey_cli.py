@@ -8,11 +8,7 @@ from __future__ import annotations
 
 import click
 
-from safetune.clitools import _friendly
-
-
-def _csv(value: str | None) -> tuple[str, ...]:
-    return tuple(v.strip() for v in (value or "").split(",") if v.strip())
+from safetune.clitools import _friendly, csv
 
 
 def _fmt(value) -> str:
@@ -47,17 +43,17 @@ def survey(models, models_csv, datasets, part, n_prompts, samples, seed, judge, 
     from safetune.components.judges.base import check_judge
     from safetune.models import resolve_model
 
-    names = tuple(models) + _csv(models_csv)
+    names = tuple(models) + (csv(models_csv, "--models") or ())
     # Fail fast (one line) on an unknown model or judge, before torch, Lightning and MLflow load.
-    for name in (judge, *_csv(extra_judges)):
+    for name in (judge, *(csv(extra_judges, "--extra-judges") or ())):
         check_judge(name)
     for name in names:
         resolve_model(name)
     from safetune.survey import SurveyConfig, run_survey
 
     cfg = SurveyConfig(
-        models=names, datasets=_csv(datasets), split=part, n_prompts=n_prompts, samples=samples, seed=seed,
-        judge=judge, extra_judges=_csv(extra_judges), max_new_tokens=max_new_tokens, n_benign=n_benign,
+        models=names, datasets=csv(datasets, "--datasets") or (), split=part, n_prompts=n_prompts, samples=samples, seed=seed,
+        judge=judge, extra_judges=csv(extra_judges, "--extra-judges") or (), max_new_tokens=max_new_tokens, n_benign=n_benign,
         n_capability=n_capability, batch_size=batch_size, experiment=experiment, cache_dir=cache_path,
     )
     outcome = run_survey(cfg, tracking_uri=tracking_uri, progress=not no_progress)

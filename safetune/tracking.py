@@ -16,6 +16,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from safetune.errors import SafetuneError
 from safetune.evaluation import CandidateResult
 
 log = logging.getLogger(__name__)
@@ -26,9 +27,49 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 def setup_tracking(tracking_uri: str | None = None) -> str:
     """Explicit URI, else MLFLOW_TRACKING_URI, else a SQLite file in the working directory."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no "Downloading artifacts" bars
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
     mlflow.set_tracking_uri(uri)
+    try:  # an unsupported scheme or an unwritable SQLite file fails here, as one line
+        MlflowClient().search_experiments(max_results=1)
+    except Exception as exc:  # noqa: BLE001 - the store's own errors are many and untyped
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise SafetuneError(f"tracking store {uri!r} cannot be used: {first}") from None
     return uri
+
+
+# What may change between an interrupted search and its resume: where and how it runs, not what it
+# searches. Anything else (model, prompts, seed, bounds, guards, judge...) would mix two searches.
+RESUME_MAY_CHANGE = {"cache_dir", "devices", "accelerator", "batch_size", "ray_address", "ray_workers", "register"}
+
+
+def check_resumable(run_id: str, experiment: str, search_config: dict) -> None:
+    """Refuse (SafetuneError) any run but an unfinished search parent of ``experiment`` searched
+    with the same options. Reads only; call it before a model loads and before the run is reopened."""
+    client = MlflowClient()
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        raise SafetuneError(f"--resume {run_id}: no such run in this tracking store") from None
+    tags = run.data.tags
+    if tags.get("safetune.kind") != "search" or "mlflow.parentRunId" in tags:
+        kind = "a candidate run" if "mlflow.parentRunId" in tags else f"a {tags.get('safetune.kind', 'non-safetune')} run"
+        raise SafetuneError(f"--resume {run_id}: that is {kind}, not a search's parent run")
+    exp = client.get_experiment(run.info.experiment_id)
+    if exp.name != experiment:
+        raise SafetuneError(f"--resume {run_id}: the run belongs to experiment {exp.name!r}, not {experiment!r} "
+                            f"(pass --experiment {exp.name})")
+    if run.info.status == "FINISHED":
+        raise SafetuneError(f"--resume {run_id}: that search already finished; start a new one instead")
+    try:
+        stored = mlflow.artifacts.load_dict(f"runs:/{run_id}/search_config.json")
+    except Exception:  # noqa: BLE001 - died before logging its configuration: nothing to compare
+        return
+    keys = sorted((set(stored) | set(search_config)) - RESUME_MAY_CHANGE)
+    changed = [k for k in keys if json.loads(json.dumps(stored.get(k))) != json.loads(json.dumps(search_config.get(k)))]
+    if changed:
+        raise SafetuneError(f"--resume {run_id}: the search was started with other options ({', '.join(changed)}); "
+                            f"resume it with the same ones, or start a new search")
 
 
 def experiment_id(name: str) -> str:
@@ -40,13 +81,28 @@ def experiment_id(name: str) -> str:
     client = MlflowClient()
     found = client.get_experiment_by_name(name)
     if found is not None:
+        mark_model_development(found.experiment_id, found.tags)
         return found.experiment_id
     try:
-        return client.create_experiment(name)
+        exp_id = client.create_experiment(name, tags={EXPERIMENT_KIND_TAG: MODEL_DEVELOPMENT})
     except MlflowException as e:
         if e.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
-        return client.get_experiment_by_name(name).experiment_id
+        exp_id = client.get_experiment_by_name(name).experiment_id
+    return exp_id
+
+
+# MLflow 3's UI opens an experiment without this tag in its GenAI view (traces, sessions), where a
+# search has nothing to show; tagged as model development it opens on the runs table.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_DEVELOPMENT = "custom_model_development"
+
+
+def mark_model_development(exp_id: str, tags: dict | None = None) -> None:
+    if tags is None:
+        tags = MlflowClient().get_experiment(exp_id).tags
+    if EXPERIMENT_KIND_TAG not in tags:
+        MlflowClient().set_experiment_tag(exp_id, EXPERIMENT_KIND_TAG, MODEL_DEVELOPMENT)
 
 
 @contextmanager
@@ -62,21 +118,40 @@ def parent_run(experiment: str, run_name: str, resume_run_id: str | None = None)
     if run_id:
         # Make the run's experiment the active one too: nested child runs are created in the *active*
         # experiment, which for a resumed run would otherwise be "Default".
-        mlflow.set_experiment(experiment_id=MlflowClient().get_run(run_id).info.experiment_id)
+        exp_id = MlflowClient().get_run(run_id).info.experiment_id
+        mark_model_development(exp_id)
+        mlflow.set_experiment(experiment_id=exp_id)
         run = mlflow.start_run(run_id=run_id)
+        if env_run_id and not resume_run_id:  # `mlflow run` named it at random ("unique-kit-323")
+            mlflow.set_tag("mlflow.runName", run_name)
     else:
         mlflow.set_experiment(experiment_id=experiment_id(experiment))
         run = mlflow.start_run(run_name=run_name)
     try:
         yield run
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         mlflow.end_run(status="KILLED")
+        exc.safetune_resume = (f"run {run.info.run_id} is marked KILLED; finished work is cached; "
+                               f"continue it with the same options and --resume {run.info.run_id}")
         raise
     except BaseException:
         mlflow.end_run(status="FAILED")
         raise
     else:
         mlflow.end_run(status="FINISHED")
+
+
+def describe_search(summary: dict, model: str, registered: dict[str, str] | None, name: str | None) -> str:
+    """Markdown for the parent run's description (``mlflow.note.content``): champion vs default."""
+    rows = [("harm rate", "harm_rate"), ("relevance", "relevance"), ("benign helpfulness", "benign_helpfulness"),
+            ("fluency NLL (nats/token)", "fluency_nll"), ("capability", "capability"), ("incoherence", "incoherence_rate")]
+    lines = [f"**{model}**: {summary['verdict']}", "",
+             f"| on {summary['split']} prompts | default | champion |", "|---|---|---|"]
+    for label, key in rows:
+        lines.append(f"| {label} | {summary['default'][key]:.3f} | {summary['champion'][key]:.3f} |")
+    if name and registered:
+        lines += ["", "Registered: " + ", ".join(f"`models:/{name}@{a}` (v{v})" for a, v in registered.items())]
+    return "\n".join(lines)
 
 
 def flatten(prefix: str, data: dict) -> dict:

@@ -54,3 +54,53 @@ def test_models_lists_aliases(tmp_path):
     proc = run("models", cwd=tmp_path)
     assert proc.returncode == 0
     assert "smollm2-135m" in proc.stdout and "qwen3.5-0.8b" in proc.stdout and "Qwen/Qwen3.5-0.8B" in proc.stdout
+
+
+def test_judge_never_overwrites_its_input(tmp_path):
+    src = tmp_path / "x.jsonl"
+    text = '{"prompt": "How do I bake bread?", "response": "Mix flour, water, yeast and salt."}\n'
+    src.write_text(text)
+    for out in (str(src), str(tmp_path / "." / "x.jsonl")):
+        proc = run("judge", str(src), "-o", out, "--judge", "heuristic", cwd=tmp_path)
+        assert proc.returncode == 2 and "is the input" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert src.read_text() == text
+
+
+def test_judge_rejects_non_utf8_in_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from safetune.cli import main
+
+    bad = tmp_path / "latin1.jsonl"
+    bad.write_bytes('{"prompt": "caf\xe9", "response": "ok"}\n'.encode("latin-1"))
+    result = CliRunner().invoke(main, ["judge", str(bad), "-o", str(tmp_path / "o.jsonl")])
+    assert result.exit_code == 2 and "not UTF-8" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_judge_output_appears_only_when_complete(tmp_path, monkeypatch):
+    import pytest
+
+    from safetune import judging
+
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"prompt": "p", "response": "r"}\n')
+
+    class Boom:
+        def judge(self, prompts, responses):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(judging, "get_judge", lambda name: Boom())
+    with pytest.raises(KeyboardInterrupt):
+        judging.judge_jsonl(src, tmp_path / "out.jsonl")
+    assert not list(tmp_path.glob("out.jsonl*"))  # neither the output nor a partial file
+
+
+def test_judge_eval_limit_must_be_positive(tmp_path):
+    from click.testing import CliRunner
+
+    from safetune.cli import main
+
+    for limit in ("0", "-3"):
+        result = CliRunner().invoke(main, ["judge-eval", "--limit", limit, "--no-mlflow"])
+        assert result.exit_code == 2 and "--limit" in result.output

@@ -140,3 +140,11 @@ def test_requirements_qwen_lists_the_alias_parts():
     lines = Path(__file__).parents[1].joinpath("requirements-qwen.txt").read_text().splitlines()
     pins = [line.split("==")[0] for line in lines if line and not line.startswith("#")]
     assert pins == [d for d, _ in models.ALIASES["qwen2.5-coder-0.5b"].split.parts]
+
+
+@pytest.mark.parametrize("content, message", [("{}", "names no model_type"), ("{not json", "not valid JSON"),
+                                              ("[1]", "names no model_type")])
+def test_folder_with_a_broken_config_is_one_clear_error(tmp_path, content, message):
+    (tmp_path / "config.json").write_text(content)
+    with pytest.raises(SafetuneError, match=message):
+        models.resolve_model(str(tmp_path))

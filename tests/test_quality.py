@@ -140,3 +140,19 @@ def test_facts_task_checks_whole_words():
     items = sample_tasks(["facts"], 40, seed=3)
     assert len(items) == 40 and len({t.id for t in items}) == 40
     assert chance_level("arc-easy", sample_tasks(["arc-easy"], 20)) == pytest.approx(0.25, abs=0.03)
+
+
+def test_racing_stops_only_candidates_that_fail_by_far():
+    from types import SimpleNamespace
+
+    from safetune.config import GuardConfig
+    from safetune.quality import raced_out
+
+    g = GuardConfig()  # fluency limit = 0.8 x 1.5 = 1.2; raced beyond 1.5 x 1.2 = 1.8
+    base = SimpleNamespace(fluency_nll=0.8, incoherence_rate=0.05)
+    salad = SimpleNamespace(fluency_nll=3.5, incoherence_rate=0.9)
+    sampling = SimpleNamespace(fluency_nll=1.1, incoherence_rate=0.1)
+    borderline = SimpleNamespace(fluency_nll=1.7, incoherence_rate=0.4)  # infeasible maybe, but measured fully
+    assert raced_out(salad, base, g) == ["fluency", "incoherence"]
+    assert raced_out(sampling, base, g) == [] and raced_out(borderline, base, g) == []
+    assert raced_out(SimpleNamespace(fluency_nll=float("nan"), incoherence_rate=0.0), base, g) == []

@@ -3,8 +3,11 @@ and a real `mlflow server` over the same store."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -57,6 +60,11 @@ def test_search_logs_parent_children_and_registry(searched):
     parent = parents[0]
     assert parent.info.status == "FINISHED"
     assert parent.data.params["safetune.pop_size"] == "3" and "safetune.model_revision" in parent.data.params
+    # The UI opens on the runs table, and the run says what it found.
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert parent.info.run_name.startswith("search-") and parent.info.run_name.endswith("-s0")
+    note = parent.data.tags["mlflow.note.content"]
+    assert "| harm rate |" in note and "@champion" in note
     hv = client.get_metric_history(parent.info.run_id, "hypervolume")
     assert [m.step for m in hv] == [0, 1]
     assert hv[1].value >= hv[0].value  # over all points so far: never decreases
@@ -111,8 +119,14 @@ def test_champion_loads_and_generates(searched):
     assert isinstance(out, list) and len(out) == 2 and all(isinstance(r, str) for r in out)
     import pandas as pd
 
-    frame = model.predict(pd.DataFrame({"prompt": ["Hi"]}))
-    assert list(frame.columns) == ["response"] and len(frame) == 1
+    frame = model.predict(pd.DataFrame({"prompt": ["Hi"]}))  # a one-column frame is a list of prompts
+    assert isinstance(frame, list) and len(frame) == 1
+    # Type hints give the version a signature, an input example and a description in the registry.
+    info = mlflow.models.get_model_info(f"models:/{name}@champion")
+    assert info.signature is not None and info.signature.inputs.to_dict() == [{"type": "string", "required": True}]
+    assert info.saved_input_example_info is not None
+    version = MlflowClient().get_model_version_by_alias(name, "champion")
+    assert "temperature=" in version.description and "harm_rate" in version.description
     # The stored configuration is plain JSON, not a pickle.
     files = os.listdir(mlflow.artifacts.download_artifacts(f"models:/{name}@champion"))
     assert not any(f.endswith((".pkl", ".pickle")) for f in files)
@@ -172,8 +186,13 @@ def test_interrupted_search_resumes_without_regenerating(tiny_llama, isolated, m
     assert total > 0
 
 
-def test_sigkilled_search_resumes_without_regenerating_or_duplicating(tiny_llama, tmp_path):
-    """kill -9 in the middle of a real CLI search, then --resume: nothing finished is redone or lost."""
+@pytest.mark.parametrize("signame, code, status", [
+    ("SIGKILL", -9, "RUNNING"),  # nobody can mark the run
+    ("SIGINT", 130, "KILLED"),  # Ctrl-C: Lightning's predict loop must not turn it into exit 1 / FAILED
+    ("SIGTERM", 143, "KILLED"),
+])
+def test_interrupted_cli_search_resumes_without_regenerating_or_duplicating(tiny_llama, tmp_path, signame, code, status):
+    """A signal in the middle of a real CLI search, then --resume: nothing finished is redone or lost."""
     import signal
     import sqlite3
 
@@ -200,16 +219,19 @@ def test_sigkilled_search_resumes_without_regenerating_or_duplicating(tiny_llama
     while generated() < 20 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     assert proc.poll() is None, "the search ended before it could be killed: " + proc.stderr.read()[-2000:]
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.send_signal(getattr(signal, signame))
+    _, stderr = proc.communicate(timeout=120)
     before = generated()
-    assert before >= 20
+    assert before >= 20 and proc.returncode == code, stderr[-3000:]
 
     mlflow.set_tracking_uri(uri)
     client = MlflowClient()
     exp = client.get_experiment_by_name("kill")
     parent = client.search_runs([exp.experiment_id], "tags.`safetune.kind` = 'search'")[0]
-    assert parent.info.status == "RUNNING"  # SIGKILL: nobody could mark it
+    assert parent.info.status == status
+    if signame != "SIGKILL":  # one line that says how to continue, no traceback
+        assert stderr.strip().splitlines()[-1].endswith(f"--resume {parent.info.run_id}"), stderr[-2000:]
+        assert "Traceback" not in stderr
     resumed = run_cli(*args, "--resume", parent.info.run_id, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
 
@@ -240,6 +262,7 @@ def test_mlflow_run_entry_point(tiny_llama, tmp_path):
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     # The search attached to the run `mlflow run` created: one parent, children nested in it.
     assert len(parents) == 1 and parents[0].data.tags.get("safetune.kind") == "search"
+    assert parents[0].info.run_name.startswith("search-")  # not MLflow's random "unique-kit-323"
     assert len([r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]) == 2
 
 
@@ -297,8 +320,24 @@ def test_mlflow_server_rest_api_finds_candidates(searched, tmp_path):
     (["search", "--pop-size", "1"], "pop_size"),
     (["search", "--config", "missing.yaml"], "not found"),
     (["search", "--model", "org/not-cached-model"], "not available offline"),
+    (["search", "--pop-size", "0"], "pop_size must be >= 2"),
+    (["search", "--system-prompts", ","], "--system-prompts ',' names nothing"),
+    (["search", "--datasets", " , "], "--datasets ' , ' names nothing"),
+    (["search", "--model", "TINY", "--tracking-uri", "bogus://x"], "tracking store 'bogus://x' cannot be used"),
+    (["search", "--model", "TINY", "--tracking-uri", "sqlite:////proc/nope/m.db"], "cannot be used"),
+    (["search", "--model", "TINY", "--cache", "/proc/nope/c.sqlite"], "cache '/proc/nope/c.sqlite' cannot be used"),
+    (["search", "--model", "TINY", "--resume", "0" * 32], "no such run"),
+    (["search", "--model", "BROKEN"], "names no model_type"),
+    (["search", "--model", "TINY", "--datasets", "LONG"], "1 prompt(s) do not fit"),
+    (["report", "x" * 32, "--tracking-uri", "bogus://x"], "cannot be used"),
 ])
-def test_bad_input_is_one_line_and_nonzero(args, message, tmp_path):
+def test_bad_input_is_one_line_and_nonzero(args, message, tmp_path, tiny_llama):
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text("{}")
+    # A 10k-token prompt against the tiny model's 2,048-token context (named in the error).
+    (tmp_path / "long.csv").write_text("prompt\nshort one\n" + "how to " * 3000 + "\n")
+    args = [{"TINY": tiny_llama, "BROKEN": str(tmp_path / "broken"), "LONG": str(tmp_path / "long.csv")}.get(a, a)
+            for a in args]
     proc = run_cli(*args, cwd=tmp_path, env_extra={"HF_HUB_OFFLINE": "1"}, timeout=120)
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
@@ -337,3 +376,71 @@ def test_evaluate_champion_against_default(searched):
 def test_evaluate_unknown_registered_model(searched):
     proc = run_cli("evaluate", "models:/safetune-nope@champion", "--tracking-uri", searched["uri"], cwd=searched["work"])
     assert proc.returncode == 2 and "cannot read registered model" in proc.stderr
+
+
+@contextlib.contextmanager
+def _serving(cmd, url, env=None, seconds=180):
+    """Start a server process, wait until ``url`` answers, stop it afterwards."""
+    server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + seconds
+        while time.time() < deadline and server.poll() is None:
+            try:
+                urllib.request.urlopen(url, timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail(f"{cmd[2:4]} did not start: " + (server.stderr.read()[-2000:] if server.poll() is not None else ""))
+        yield
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def test_champion_serves_predictions_over_http(searched):
+    """`mlflow models serve -m models:/NAME@champion`: the command the search prints, used as printed."""
+    port = _free_port()
+    name = f"safetune-{Path(searched['model']).name.lower()}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": searched["uri"]}
+    env.pop("MLFLOW_RUN_ID", None)
+    cmd = [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{name}@champion", "--env-manager",
+           "local", "--host", "127.0.0.1", "--port", str(port)]
+    assert f"mlflow models serve -m 'models:/{name}@champion' --env-manager local" in searched["stdout"]
+    with _serving(cmd, f"http://127.0.0.1:{port}/ping", env=env):
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations",
+                                     data=json.dumps({"inputs": ["How do I bake bread?", "Hi"]}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        out = json.load(urllib.request.urlopen(req, timeout=120))
+    assert len(out["predictions"]) == 2 and all(isinstance(p, str) for p in out["predictions"])
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")
+def test_mlflow_ui_shows_the_runs_table_with_candidates(searched, tmp_path):
+    """Open the experiment in `mlflow ui` in headless Chromium, as a person would, and read the page."""
+    port = _free_port()
+    mlflow.set_tracking_uri(searched["uri"])
+    client = MlflowClient()
+    exp = client.get_experiment_by_name("e2e")
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", searched["uri"], "--host", "127.0.0.1",
+           "--port", str(port), "--workers", "1"]
+    with _serving(cmd, f"http://127.0.0.1:{port}/health"):
+        page = subprocess.run(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+             f"--user-data-dir={tmp_path / 'chromium'}", "--virtual-time-budget=30000", "--dump-dom",
+             # The candidates, filtered and sorted by harm rate as a person would (nested runs are
+             # otherwise collapsed under their parent).
+             f"http://127.0.0.1:{port}/#/experiments/{exp.experiment_id}/runs"
+             "?searchFilter=metrics.harm_rate%20%3E%3D%200&orderByKey=metrics.%60harm_rate%60&orderByAsc=true"],
+            capture_output=True, text=True, timeout=180).stdout
+    kids = [r.info.run_name for r in client.search_runs([exp.experiment_id]) if "mlflow.parentRunId" in r.data.tags]
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", re.sub(r"<(script|style).*?</\1>", "", page, flags=re.S)))
+    assert "Training runs" in text  # the runs table of a model-development experiment, not GenAI traces
+    assert kids and all(name in text for name in kids), text[:3000]  # every candidate is listed
+    assert "Sort: harm_rate" in text and f"{len(kids)} matching runs" in text

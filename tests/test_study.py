@@ -72,7 +72,7 @@ def test_parse_seeds():
     assert parse_seeds("1, 2,3") == [1, 2, 3]
     with pytest.raises(SafetuneError, match="bad --seeds"):
         parse_seeds("1,two")
-    with pytest.raises(SafetuneError, match="at least one"):
+    with pytest.raises(SafetuneError, match="names nothing"):
         parse_seeds(" , ")
 
 

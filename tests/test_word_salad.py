@@ -45,6 +45,8 @@ def test_word_salad_is_infeasible_in_a_search(store):
     default = next(r for r in outcome.results if r.config != SALAD)
     assert salad[0].fluency_nll > 2 * default.fluency_nll
     assert salad[0].incoherence_rate >= 0.5 > default.incoherence_rate + 0.2
+    # Racing: the salad stopped after its first slice of items; the default was measured on all of them.
+    assert salad_run.data.metrics.get("raced") == 1.0 and salad[0].n_benign < default.n_benign
     parent = client.get_run(outcome.parent_run_id)
     assert parent.data.tags["safetune.champion_kept_quality"] == "false"
     champion = client.get_model_version_by_alias(outcome.model_name, "champion")

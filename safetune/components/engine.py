@@ -193,7 +193,7 @@ class TransformersEngine(DispatchingEngine):
     def _dispatch(self, unique: list[GenerationRequest], deliver: Callable[[list[Generation]], None]) -> None:
         import lightning as L
 
-        from safetune.components import quiet_lightning
+        from safetune.components import predict, quiet_lightning
         from safetune.components.datamodule import PromptDataModule
         from safetune.components.writer import DeliveringWriter
 
@@ -206,7 +206,7 @@ class TransformersEngine(DispatchingEngine):
             enable_model_summary=False,
             callbacks=[DeliveringWriter(deliver)],
         )
-        batches = trainer.predict(self.module, datamodule=PromptDataModule(unique, self.batch_size),
+        batches = predict(trainer, self.module, datamodule=PromptDataModule(unique, self.batch_size),
                                   return_predictions=True)
         if batches is None:
             raise SafetuneError("generation returned nothing (multi-device predict must run in a subprocess)")

@@ -59,5 +59,7 @@ class RelevanceModule(L.LightningModule):
             enable_model_summary=False, enable_checkpointing=False,
         )
         loader = DataLoader(list(zip(prompts, responses)), batch_size=256, collate_fn=list)
-        out = trainer.predict(self, dataloaders=loader)
+        from safetune.components import predict
+
+        out = predict(trainer, self, dataloaders=loader)
         return torch.cat(out).numpy()

@@ -87,6 +87,21 @@ def load_tokenizer(path: str):
     return tokenizer
 
 
+def overlong_prompts(items, limit: int, tokenizer_fn) -> list[tuple[str, int]]:
+    """(id, tokens) of the prompts whose user message alone is longer than ``limit`` tokens.
+
+    A token spans at least one character in practice, so only prompts longer than ``limit``
+    characters are tokenized: the usual short prompts never load a tokenizer (a warm search
+    answered from the cache stays free of transformers).
+    """
+    suspects = [it for it in items if len(it.prompt) > limit]
+    if not suspects:
+        return []
+    tokenizer = tokenizer_fn()
+    counts = [(it.id, len(tokenizer(it.prompt, add_special_tokens=False)["input_ids"])) for it in suspects]
+    return [(pid, n) for pid, n in counts if n > limit]
+
+
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
@@ -115,8 +130,30 @@ def resolve_dtype(dtype: str, accelerator: str = "cpu") -> str:
     return "float32"
 
 
+def model_system_prompt(tokenizer, template_kwargs: dict) -> str | None:
+    """The system prompt the model's chat template inserts by itself (None if it inserts none)."""
+    from safetune.prompts import builtin_system_prompt
+
+    key = (str(tokenizer.chat_template), tuple(sorted(template_kwargs.items())))
+    if key not in _BUILTIN:
+        _BUILTIN[key] = builtin_system_prompt(lambda system: _render(tokenizer, "Hi", system, template_kwargs))
+    return _BUILTIN[key]
+
+
+_BUILTIN: dict = {}
+
+
 def render_chat(tokenizer, prompt: str, system_prompt: str | None, template_kwargs: dict) -> str:
-    """The exact text the model sees: chat template with an optional system message."""
+    """The exact text the model sees: chat template with an optional system message (a catalogue
+    text that builds on the model's own system prompt is resolved here)."""
+    from safetune.prompts import MODEL_DEFAULT, compose
+
+    if system_prompt is not None and MODEL_DEFAULT in system_prompt:
+        system_prompt = compose(system_prompt, model_system_prompt(tokenizer, template_kwargs))
+    return _render(tokenizer, prompt, system_prompt, template_kwargs)
+
+
+def _render(tokenizer, prompt: str, system_prompt: str | None, template_kwargs: dict) -> str:
     messages = []
     if system_prompt is not None:
         messages.append({"role": "system", "content": system_prompt})
