@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 from safetune.components.judges.base import get_judge
+from safetune.datasets.loaders import jsonl_objects
 from safetune.errors import SafetuneError
 
 
@@ -15,17 +16,7 @@ def read_pairs(path: str | Path) -> list[dict]:
     if not path.is_file():
         raise SafetuneError(f"input file {str(path)!r} not found")
     rows = []
-    try:
-        lines = path.read_text(encoding="utf-8").split("\n")  # not splitlines: JSON may hold U+2028
-    except UnicodeDecodeError as exc:
-        raise SafetuneError(f"{path} is not UTF-8 text (byte {exc.start}): convert it to UTF-8 JSONL") from None
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise SafetuneError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
+    for lineno, row in jsonl_objects(path):
         if not isinstance(row, dict) or not isinstance(row.get("prompt"), str) or not isinstance(row.get("response"), str):
             raise SafetuneError(f"{path}:{lineno}: each row needs string fields 'prompt' and 'response'")
         rows.append(row)

@@ -123,18 +123,27 @@ def _csv_records(path: Path) -> Iterator[tuple[int, dict]]:
             yield reader.line_num, dict(zip(header, row))
 
 
-def _jsonl_records(path: Path) -> Iterator[tuple[int, dict]]:
+def jsonl_objects(path: Path) -> Iterator[tuple[int, object]]:
+    """(line number, parsed value) of each non-blank line of a UTF-8 JSONL file; a line that is not
+    JSON, or a file that is not UTF-8, is a one-line error naming the place."""
     with path.open("r", encoding="utf-8-sig") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise SafetuneError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-            if not isinstance(rec, dict) or "prompt" not in rec:
-                raise SafetuneError(f"{path}:{n}: expected a JSON object with a 'prompt' field")
-            yield n, rec
+        try:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    yield n, json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise SafetuneError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+        except UnicodeDecodeError as e:
+            raise SafetuneError(f"{path} is not UTF-8 text (byte {e.start}): convert it to UTF-8") from None
+
+
+def _jsonl_records(path: Path) -> Iterator[tuple[int, dict]]:
+    for n, rec in jsonl_objects(path):
+        if not isinstance(rec, dict) or "prompt" not in rec:
+            raise SafetuneError(f"{path}:{n}: expected a JSON object with a 'prompt' field")
+        yield n, rec
 
 
 @functools.lru_cache(maxsize=32)
