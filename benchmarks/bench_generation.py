@@ -2,10 +2,12 @@
 
 The workload is what a search generation asks for: a population of candidates (Latin-hypercube
 draws from the default search space, each with its own decoding knobs and system prompt) times a
-set of prompts. Three ways to answer it, on the same model in the same process:
+set of prompts. Four ways to answer it, on the same model in the same process:
 
 - engine: safetune's TransformersEngine (one call per population; rows of a batch keep their own
-  candidate's knobs, so batches span candidates; bucketed by token budget and prompt length);
+  candidate's knobs, so batches span candidates; bucketed by token budget, system prompt and prompt
+  length; each system prompt's prefix prefilled once per batch);
+- engine, whole prompts: the same without prefix sharing (every row prefills its whole prompt);
 - per-candidate: transformers' ``generate`` batched per candidate (one GenerationConfig per call),
   which is what the engine did before per-row decoding;
 - naive: one chat-templated prompt at a time with the candidate's GenerationConfig.
@@ -155,6 +157,9 @@ def main() -> None:
 
     requests = [GenerationRequest(i, p, c, args.seed, 0) for i, (c, p) in enumerate(work)]
     engine_tokens, engine_s = timed(lambda: sum(g.new_tokens for g in engine.generate(requests)))
+    engine.module.share_prefix = False
+    whole_tokens, whole_s = timed(lambda: sum(g.new_tokens for g in engine.generate(requests)))
+    engine.module.share_prefix = True
     base_tokens, base_s = timed(per_candidate, engine, work, args.baseline_batch_size)
     # The naive subset takes every candidate in turn so it sees the same mix of knobs.
     rng = np.random.default_rng(args.seed)
@@ -168,7 +173,9 @@ def main() -> None:
           f"engine batch {args.batch_size}, per-candidate batch {args.baseline_batch_size}; "
           f"max_new_tokens {args.max_new_tokens}; naive on {len(subset)} requests; best of {REPEATS}")
     print(f"per-candidate {base_tps:.1f} tokens/s ({base_tokens} tokens in {base_s:.1f} s)")
-    print(f"engine {engine_tps:.1f} tokens/s ({engine_tokens} tokens in {engine_s:.1f} s)")
+    print(f"engine, whole prompts {whole_tokens / whole_s:.1f} tokens/s ({whole_tokens} tokens in {whole_s:.1f} s)")
+    print(f"engine {engine_tps:.1f} tokens/s ({engine_tokens} tokens in {engine_s:.1f} s); "
+          f"prefix sharing {engine_tps / (whole_tokens / whole_s):.2f}x")
     print(f"naive {naive_tps:.1f} tokens/s ({naive_tokens} tokens in {naive_s:.1f} s)")
     model = engine.module.model
     cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config

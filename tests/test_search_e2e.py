@@ -247,13 +247,17 @@ def test_interrupted_cli_search_resumes_without_regenerating_or_duplicating(tiny
 
 
 def test_mlflow_run_entry_point(tiny_llama, tmp_path):
+    """`mlflow run` as the README gives it: every parameter but the config left at its empty default
+    (= use the config), so an empty parameter must never reach the CLI as a value."""
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
            "SAFETUNE_CACHE": str(tmp_path / "cache")}
     for var in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
         env.pop(var, None)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(f"model: {tiny_llama}\nn_prompts: 2\npop_size: 2\nn_gen: 1\nn_validation: 0\n"
+                      "space:\n  max_new_tokens: [4, 6]\nguards:\n  n_benign: 2\n  n_capability: 1\n")
     cmd = [sys.executable, "-m", "mlflow", "run", str(REPO), "--env-manager", "local", "--experiment-name", "mlproject",
-           "-P", f"model={tiny_llama}", "-P", "n_prompts=2", "-P", "pop_size=2", "-P", "n_gen=1",
-           "-P", "bounds=max_new_tokens=4:6"]
+           "-P", f"config={config}"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
@@ -263,6 +267,7 @@ def test_mlflow_run_entry_point(tiny_llama, tmp_path):
     # The search attached to the run `mlflow run` created: one parent, children nested in it.
     assert len(parents) == 1 and parents[0].data.tags.get("safetune.kind") == "search"
     assert parents[0].info.run_name.startswith("search-")  # not MLflow's random "unique-kit-323"
+    assert parents[0].data.params["safetune.n_prompts"] == "2"  # from the config, not a parameter default
     assert len([r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]) == 2
 
 

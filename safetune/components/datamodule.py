@@ -1,8 +1,9 @@
 """The prompt DataModule: a population's generation requests in large, length-bucketed batches.
 
 Rows of a batch may belong to different candidates (``PerRowDecoding`` keeps each row's knobs).
-Requests are ordered by token budget, then prompt length, before they are cut into batches: a
-batch runs until its longest row stops, so rows with similar budgets and lengths waste the least.
+Requests are ordered by token budget, then system prompt, then prompt length, before they are cut
+into batches: a batch runs until its longest row stops, so rows with similar budgets and lengths
+waste the least, and rows with one system prompt share its prefill (``generation.shared_prefill``).
 """
 
 from __future__ import annotations
@@ -25,14 +26,15 @@ class RequestDataset(Dataset):
 
 
 class BucketBatchSampler(Sampler[list[int]]):
-    """Batches of at most ``batch_size`` positions, bucketed by token budget and prompt length."""
+    """Batches of at most ``batch_size`` positions, bucketed by token budget, system prompt and prompt length."""
 
     def __init__(self, requests: list[GenerationRequest], batch_size: int):
         def length(pos: int) -> int:
             r = requests[pos]
             return len(r.prompt) + len(r.config.system_prompt_text or "")
 
-        order = sorted(range(len(requests)), key=lambda p: (requests[p].config.max_new_tokens, length(p)))
+        order = sorted(range(len(requests)), key=lambda p: (requests[p].config.max_new_tokens,
+                                                            requests[p].config.system_prompt_text or "", length(p)))
         self.batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
 
     def __iter__(self):

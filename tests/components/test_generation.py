@@ -205,7 +205,8 @@ def test_compacting_loop_matches_generate(module):
     assert new == old
     # Each row ran exactly as many forwards as tokens it produced (its stop token included), and the
     # rows with small budgets left the batch early.
-    assert new_rows == stats["forward_rows"] == sum(n + finished for _, _, n, finished, _ in new)
+    # (each shared prefix is one more forward of one row: see shared_prefill)
+    assert new_rows - stats["shared_prefixes"] == stats["forward_rows"] == sum(n + finished for _, _, n, finished, _ in new)
     assert stats["compactions"] >= 3 and new_rows < old_rows
     assert {n for _, _, n, _, _ in new} >= {1, 2, 4}
 
@@ -228,7 +229,41 @@ def test_compacting_loop_matches_generate_when_most_rows_stop_early(module, monk
     assert new == old
     stopped = [finished and n < r.config.max_new_tokens for (_, _, n, finished, _), r in zip(new, reqs)]
     assert sum(stopped) > len(reqs) // 2
-    assert stats["compactions"] >= 2 and new_rows == sum(n + f for _, _, n, f, _ in new) < old_rows
+    assert stats["compactions"] >= 2 and new_rows - stats["shared_prefixes"] == sum(n + f for _, _, n, f, _ in new) < old_rows
+
+
+def test_shared_prefixes_give_the_same_tokens_as_whole_prompts(module):
+    """Each system prompt's prefix prefilled once and copied into its rows gives the tokens of the
+    unshared prefill (Llama, Qwen3); a model with recurrent layers (Qwen3.5) never shares."""
+    reqs = mixed_requests(n=18, seed=1)
+    shared, shared_rows = run(module, reqs, compact=True)
+    stats = dict(module.last_decode)
+    module.share_prefix = False
+    try:
+        whole, whole_rows = run(module, reqs, compact=True)
+    finally:
+        module.share_prefix = True
+    assert shared == whole
+    if generation.prefix_sharing_supported(module.model):
+        assert module.sharing and stats["shared_prefixes"] >= 3  # default, policy and none each shared
+    else:
+        assert not module.sharing and stats["shared_prefixes"] == 0
+
+
+def test_prefix_lengths_stop_where_the_user_text_begins(tiny_llama):
+    tok, model = load_causal_lm(tiny_llama)
+    module = GenerationModule(model, tok)
+    policy = DecodingConfig(temperature=0.0, max_new_tokens=4, system_prompt="policy")
+    reqs = [GenerationRequest(0, "Hi", policy, 0, 0), GenerationRequest(1, "How do I bake bread?", policy, 0, 0),
+            GenerationRequest(2, "Hi", GREEDY, 0, 0)]
+    texts = [render_chat(tok, r.prompt, r.config.system_prompt_text, {}) for r in reqs]
+    enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    lengths = module.prefix_lengths(reqs, enc["input_ids"], enc["attention_mask"])
+    empty = tok(render_chat(tok, "", policy.system_prompt_text, {}), add_special_tokens=False)["input_ids"]
+    row = enc["input_ids"][1][enc["attention_mask"][1] == 1].tolist()
+    assert 0 < lengths[0] == lengths[1] <= len(empty) and row[:lengths[1]] == empty[:lengths[1]]
+    assert tok.decode(row[lengths[1]:]).lstrip().startswith("How do I bake")  # the user text is not shared
+    assert lengths[2] == 0  # alone with its system prompt in the batch: nothing to share
 
 
 def test_a_model_whose_cache_cannot_be_row_selected_keeps_generate(tiny_llama, monkeypatch):
