@@ -24,13 +24,13 @@ from pathlib import Path
 import torch
 
 from safetune.cache import Cache
-from safetune.components.engine import get_engine
+from safetune.components.engines.transformers import get_engine
 from safetune.components.generation import load_causal_lm
 from safetune.components.requests import GenerationRequest, render_chat
 from safetune.config import DecodingConfig
-from safetune.evaluate import EvaluateConfig, resolve_targets
+from safetune.jobs.evaluate import EvaluateConfig, resolve_targets
 from safetune.models import cache_root, resolve_model
-from safetune.runner import model_default_config
+from safetune.jobs.search import model_default_config
 
 PROMPTS = Path(__file__).parent / "data" / "everyday_prompts.txt"
 CALIBRATION = {

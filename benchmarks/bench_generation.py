@@ -39,7 +39,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from safetune.components.engine import TransformersEngine  # noqa: E402
+from safetune.components.engines.transformers import TransformersEngine  # noqa: E402
 from safetune.components.generation import GenerationRequest, render_chat  # noqa: E402
 from safetune.config import SearchSpace  # noqa: E402
 from safetune.datasets import load_prompt_sets, sample, split  # noqa: E402

@@ -52,7 +52,7 @@ def run_golden_search(model_path: str, workdir: Path) -> dict:
     """Run the search in ``workdir`` (own cache and tracking store) and return what it produced."""
     from mlflow.tracking import MlflowClient
 
-    from safetune.runner import run_search
+    from safetune.jobs.search import run_search
 
     uri = f"sqlite:///{workdir / 'mlflow.db'}"
     cfg = golden_config(model_path)

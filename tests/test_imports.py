@@ -5,8 +5,8 @@ import sys
 
 
 def test_search_modules_import_without_torch_lightning_or_transformers():
-    code = ("import sys, safetune.cli, safetune.runner, safetune.evaluate, safetune.survey, "
-            "safetune.components.engine, safetune.components.lazy; "
+    code = ("import sys, safetune.cli, safetune.jobs.search, safetune.jobs.evaluate, safetune.jobs.survey, "
+            "safetune.components.engines.transformers, safetune.components.lazy; "
             "heavy = [m for m in ('torch', 'lightning', 'transformers') if m in sys.modules]; "
             "print(','.join(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -14,7 +14,7 @@ def test_search_modules_import_without_torch_lightning_or_transformers():
 
 
 def test_engine_identity_needs_no_model_or_tokenizer(tiny_llama):
-    code = ("import sys; from safetune.components.engine import TransformersEngine; "
+    code = ("import sys; from safetune.components.engines.transformers import TransformersEngine; "
             "from safetune.models import resolve_model; "
             f"e = TransformersEngine(resolve_model({tiny_llama!r}), dtype='float32'); e.info(); "
             "print('torch' in sys.modules, e._module is None, e._tokenizer is None)")

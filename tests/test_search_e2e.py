@@ -19,9 +19,9 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from safetune import tracking
+from safetune.tracking import runs as tracking
 from safetune.config import GuardConfig, SearchConfig, SearchSpace
-from safetune.experiment import build_search_config
+from safetune.jobs.experiment import build_search_config
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_BUDGET = ["--n-prompts", "3", "--pop-size", "3", "--n-gen", "2", "--bounds", "max_new_tokens=4:8",
@@ -145,7 +145,7 @@ def test_cached_rerun_generates_nothing(searched):
 
 
 def test_interrupted_search_resumes_without_regenerating(tiny_llama, isolated, monkeypatch):
-    from safetune import runner
+    from safetune.jobs import search as runner
 
     cfg = SearchConfig(model=tiny_llama, n_prompts=3, n_validation=0, pop_size=3, n_gen=2, batch_size=8, experiment="resume",
                        space=SearchSpace.from_dict({"max_new_tokens": [4, 8]}), register=False,

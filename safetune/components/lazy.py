@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from safetune.embeddings import DEFAULT_EMBEDDER
+from safetune.components.embeddings import DEFAULT_EMBEDDER
 
 
 class LazyRelevance:

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from safetune.embeddings import DEFAULT_EMBEDDER, get_embedder
+from safetune.components.embeddings import DEFAULT_EMBEDDER, get_embedder
 
 quiet_lightning()
 

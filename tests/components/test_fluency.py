@@ -8,7 +8,7 @@ same numbers, on both decode paths (compacting loop and generate()), whatever kn
 import pytest
 import torch
 
-from safetune.components.engine import TransformersEngine
+from safetune.components.engines.transformers import TransformersEngine
 from safetune.components.requests import GenerationRequest, mean_nll, render_chat
 from safetune.config import DecodingConfig
 from safetune.models import resolve_model

@@ -10,7 +10,7 @@ from transformers import (
     TopPLogitsWarper,
 )
 
-from safetune.components.engine import TransformersEngine
+from safetune.components.engines.transformers import TransformersEngine
 from safetune.components.generation import GenerationRequest
 from safetune.components.sampling import PerRowDecoding, banned_ngram_tokens, request_seed
 from safetune.config import DecodingConfig

@@ -25,7 +25,7 @@ import math
 
 from safetune.components.judges import textstats as ts
 from safetune.components.judges.base import Judge, Verdict
-from safetune.embeddings import DEFAULT_EMBEDDER, get_embedder
+from safetune.components.embeddings import DEFAULT_EMBEDDER, get_embedder
 
 # Distinct new content words (beyond the prompt's) an answer needs to count as content; at half
 # this many the usefulness factor is 0.25, at twice it saturates at 1.

@@ -30,7 +30,7 @@ import numpy as np
 from safetune.components.judges import textstats as ts
 from safetune.components.judges import trees as tr
 from safetune.components.judges.base import Judge, Verdict
-from safetune.embeddings import DEFAULT_EMBEDDER, get_embedder
+from safetune.components.embeddings import DEFAULT_EMBEDDER, get_embedder
 from safetune.errors import SafetuneError
 
 ARTIFACT_DIR = Path(__file__).resolve().parent / "artifacts"

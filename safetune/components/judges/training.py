@@ -403,7 +403,7 @@ _EMB_CACHE: dict[str, np.ndarray] = {}  # text -> vector, per process (re-traini
 
 def _embed(texts) -> dict[str, np.ndarray]:
     from safetune.components.judges.trained import encode
-    from safetune.embeddings import get_embedder
+    from safetune.components.embeddings import get_embedder
 
     todo = sorted({t for t in texts if t and t.strip()} - set(_EMB_CACHE))
     if todo:
@@ -600,7 +600,7 @@ def train(output_dir: str | Path = ARTIFACT_DIR, seed: int = 0, max_groups: int 
     import sklearn
 
     from safetune.components.judges.trained import PARAMS, STACK_FEATURES, WEIGHTS, save_artifact
-    from safetune.embeddings import DEFAULT_EMBEDDER
+    from safetune.components.embeddings import DEFAULT_EMBEDDER
 
     out = Path(output_dir)
     rows, dev = build_devset(seed)
@@ -627,7 +627,7 @@ def train(output_dir: str | Path = ARTIFACT_DIR, seed: int = 0, max_groups: int 
     }
     if evaluate_dev:
         from safetune.components.judges.trained import TrainedJudge
-        from safetune.judge_eval import evaluate_judges
+        from safetune.jobs.judge_eval import evaluate_judges
 
         judge = TrainedJudge(artifact_dir=out)
         manifest["dev"] = evaluate_judges(["safetune"], dev, judges={"safetune": judge})["judges"]["safetune"]

@@ -1,0 +1,105 @@
+"""Judge metrics against hand-computed values; None verdicts are unknown; the judge-eval command."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import json  # noqa: E402
+
+import pytest  # noqa: E402
+from click.testing import CliRunner  # noqa: E402
+
+from safetune.components.judges.base import Judge, Verdict, register_judge  # noqa: E402
+from safetune.errors import SafetuneError  # noqa: E402
+from safetune.jobs.judge_eval import cohen_kappa, evaluate_judges, load_rows, rates, roc_auc  # noqa: E402
+
+LABELS = [1, 1, 0, 0, 0, 0]
+KINDS = ["h", "h", "a", "a", "b", "b"]
+
+
+def test_rates_by_hand():
+    r = rates(LABELS, [True, False, True, False, None, False], KINDS)
+    # 5 decided rows: correct = rows 0, 3, 5 -> 3/5; TPR 1/2; TNR 2/3 (rows 2, 3, 5).
+    assert r["n"] == 6 and r["unknown"] == 1 and r["coverage"] == pytest.approx(5 / 6)
+    assert r["accuracy"] == pytest.approx(0.6)
+    assert r["tpr"] == pytest.approx(0.5) and r["tnr"] == pytest.approx(2 / 3)
+    assert r["balanced_accuracy"] == pytest.approx((0.5 + 2 / 3) / 2)
+    # Per-kind FPR only for label-0 kinds; the unknown row of kind b is left out, not counted safe.
+    assert r["fpr_by_kind"] == {"a": pytest.approx(0.5), "b": 0.0}
+    assert r["tpr_by_kind"] == {"h": pytest.approx(0.5)}
+    assert r["unknown_by_kind"] == {"a": 0, "b": 1, "h": 0}
+
+
+def test_all_unknown_kind_reports_none():
+    r = rates([0, 1], [None, True], ["x", "h"])
+    assert r["fpr_by_kind"] == {"x": None} and r["balanced_accuracy"] is None and r["unknown"] == 1
+
+
+def test_kappa_and_auc_by_hand():
+    # Both decided on 4 rows: po = 3/4; pe = .5*.25 + .5*.75 = .5; kappa = (.75 - .5) / .5 = .5.
+    k = cohen_kappa([True, True, False, False, None], [True, False, False, False, True])
+    assert k["n"] == 4 and k["kappa"] == pytest.approx(0.5) and k["agreement"] == pytest.approx(0.75)
+    assert cohen_kappa([None], [True]) == {"kappa": None, "n": 0}
+    # Pairs (pos > neg): .35>.1, .8>.1, .8>.4 -> 3 of 4.
+    assert roc_auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == pytest.approx(0.75)
+    assert roc_auc([1, 1], [0.2, 0.3]) is None
+
+
+class Fixed(Judge):
+    def __init__(self, verdicts):
+        self.verdicts = verdicts
+
+    def judge(self, prompts, responses):
+        return [Verdict(v, 1.0 if v else 0.0) for v in self.verdicts]
+
+
+def _rows():
+    return [{"prompt": f"p{i}", "response": f"r{i}", "label": y, "kind": k} for i, (y, k) in enumerate(zip(LABELS, KINDS))]
+
+
+def test_evaluate_judges_with_unknowns_and_kappa():
+    judges = {"a": Fixed([True, False, True, False, None, False]), "b": Fixed([True, True, False, False, False, False])}
+    res = evaluate_judges(["a", "b"], _rows(), judges=judges)
+    assert res["n_rows"] == 6
+    assert res["judges"]["a"]["unknown"] == 1 and res["judges"]["b"]["unknown"] == 0
+    assert res["judges"]["b"]["balanced_accuracy"] == pytest.approx(1.0)
+    assert res["judges"]["a"]["roc_auc"] is not None and res["judges"]["a"]["seconds_per_1000"] >= 0
+    # Agreement on the 5 rows both decided: rows 0, 3, 5 agree -> 3/5.
+    assert res["kappa"]["a~b"]["n"] == 5 and res["kappa"]["a~b"]["agreement"] == pytest.approx(0.6)
+
+
+def test_load_rows_xstest_mapping():
+    rows = load_rows("xstest")
+    assert len(rows) == 2250
+    # Harmful only when the prompt is unsafe (contrast_*) AND the model fully complied.
+    assert sum(r["label"] for r in rows) == 136
+    assert {r["kind"] for r in rows if r["label"]} == {"unsafe compliance"}
+    assert sum(r["kind"] == "safe-prompt compliance" for r in rows) == 955
+
+
+def test_load_rows_jsonl_errors(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "a", "response": "b", "label": 0}\n{"prompt": "a"}\n')
+    with pytest.raises(SafetuneError, match="bad.jsonl:2"):
+        load_rows(str(bad))
+    with pytest.raises(SafetuneError, match="no such data file"):
+        load_rows(str(tmp_path / "missing.jsonl"))
+
+
+def test_judge_eval_command_logs_mlflow(tmp_path):
+    from safetune.cli.judges import judge_eval
+
+    register_judge("test-fixed-a", lambda: Fixed([True, False, True, False, None, False]))
+    register_judge("test-fixed-b", lambda: Fixed([True, True, False, False, False, False]))
+    data = tmp_path / "rows.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in _rows()) + "\n")
+    out = tmp_path / "m.json"
+    args = ["--judge", "test-fixed-a", "--judge", "test-fixed-b", "--data", str(data), "--json", str(out),
+            "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
+    res = CliRunner().invoke(judge_eval, args)
+    assert res.exit_code == 0, res.output
+    assert "balanced_accuracy" in res.output and "FPR a" in res.output and "kappa test-fixed-a~test-fixed-b" in res.output
+    assert "mlflow run:" in res.output
+    assert json.loads(out.read_text())["judges"]["test-fixed-a"]["unknown"] == 1
+    bad = CliRunner().invoke(judge_eval, ["--judge", "no-such-judge", "--data", str(data), "--no-mlflow"])
+    assert bad.exit_code == 2 and "unknown judge" in bad.output
