@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from safetune.cache import Cache
-from safetune.components.engines.transformers import get_engine
+from safetune.components.engines import get_engine
 from safetune.components.generation import load_causal_lm
 from safetune.components.requests import GenerationRequest, render_chat
 from safetune.config import DecodingConfig

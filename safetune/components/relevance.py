@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import lightning as L
 
-from safetune.components import quiet_lightning
+from safetune.components.predict import quiet_lightning
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
@@ -59,7 +59,7 @@ class RelevanceModule(L.LightningModule):
             enable_model_summary=False, enable_checkpointing=False,
         )
         loader = DataLoader(list(zip(prompts, responses)), batch_size=256, collate_fn=list)
-        from safetune.components import predict
+        from safetune.components.predict import predict
 
         out = predict(trainer, self, dataloaders=loader)
         return torch.cat(out).numpy()

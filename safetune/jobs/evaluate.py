@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from safetune.tracking import runs as tracking
 from safetune.cache import Cache
-from safetune.components.engines.transformers import get_engine
+from safetune.components.engines import get_engine
 from safetune.components.requests import load_tokenizer
 from safetune.components.judges.base import get_judge
 from safetune.components.lazy import LazyRelevance

@@ -23,7 +23,7 @@ from safetune.tracking import registry
 from safetune.analysis import report
 from safetune.search import validation
 from safetune.cache import Cache
-from safetune.components.engines.transformers import get_engine
+from safetune.components.engines import get_engine
 from safetune.components.judges.base import get_judge
 from safetune.components.lazy import LazyRelevance
 from safetune.config import DEFAULT_LAGRANGIAN_BUDGET, DecodingConfig, SearchConfig
@@ -291,7 +291,7 @@ def run_search(cfg: SearchConfig, tracking_uri: str | None = None, resume_run_id
             "n_prompts": len(prompts), "n_validation": cfg.n_validation, "algorithm": cfg.algorithm, "pop_size": cfg.pop_size, "n_gen": cfg.n_gen, "samples": cfg.samples,
             "seed": cfg.seed, "hv_ref": list(cfg.hv_ref), "batch_size": cfg.batch_size, "devices": cfg.devices,
             "accelerator": cfg.accelerator, "precision": cfg.precision, "algorithm_options": algorithm_options,
-            "dtype": getattr(engine, "dtype", cfg.dtype),
+            "dtype": engine.dtype,
             "engine": cfg.engine, "ray_workers": cfg.ray_workers if cfg.engine == "ray" else None,
             "guards": {**dataclasses.asdict(cfg.guards), "n_benign": len(benign) if benign else 0,
                        "n_capability_items": len(tasks)},

@@ -30,7 +30,7 @@ from safetune import stats
 from safetune.tracking import runs as tracking
 from safetune.cache import Cache
 from safetune.analysis.comparison import per_category
-from safetune.components.engines.transformers import get_engine
+from safetune.components.engines import get_engine
 from safetune.components.judges.base import check_judge, get_judge
 from safetune.components.lazy import LazyRelevance
 from safetune.datasets import PromptSet, load_prompt_sets, sample, split

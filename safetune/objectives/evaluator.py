@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from safetune.cache import Cache, make_key
-from safetune.components.engines.transformers import Engine
+from safetune.components.engines import Engine
 from safetune.components.requests import GenerationRequest
 from safetune.components.judges import textstats as ts
 from safetune.components.judges.base import Judge

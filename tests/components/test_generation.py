@@ -7,7 +7,8 @@ import torch
 
 from safetune.cache import Cache
 from safetune.components.datamodule import BucketBatchSampler
-from safetune.components.engines.transformers import TransformersEngine, get_engine
+from safetune.components.engines import get_engine
+from safetune.components.engines.transformers import TransformersEngine
 from safetune.components import generation
 from safetune.components.generation import (
     GenerationModule,

@@ -6,7 +6,7 @@ import lightning as L
 import pytest
 import torch
 
-from safetune.components import predict
+from safetune.components.predict import predict
 from safetune.errors import Terminated
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from safetune.cache import Cache
-from safetune.components.engines.transformers import Engine
+from safetune.components.engines import Engine
 from safetune.components.generation import Generation
 from safetune.components.judges.base import Judge, Verdict
 from safetune.config import DecodingConfig
@@ -24,6 +24,7 @@ class ScriptedEngine(Engine):
     """Responses chosen by (prompt, sample); counts calls."""
 
     def __init__(self, script):
+        super().__init__()
         self.script, self.calls = script, 0
 
     def info(self):

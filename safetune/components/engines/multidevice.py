@@ -9,10 +9,10 @@ configurations and a prediction writer appends every finished batch, with the re
 ``rank-K.jsonl``. The parent reads those files while the child runs (progress and cache writes
 per batch: a crash loses at most the batches in flight), then puts the answers back in order.
 
-``DispatchingEngine`` is the part shared with ``RayEngine``: it re-indexes, consults the cache,
-generates each distinct request once through a backend and checks that every request was answered
-exactly once. Backends keep the requests' positions as indices and shard by whole configurations,
-so each rank sees the same batches as a single-process ``TransformersEngine`` given the same list.
+``DispatchingEngine`` (``base.py``) re-indexes, consults the cache, generates each distinct request
+once through this backend and checks that every request was answered exactly once. Backends keep
+the requests' positions as indices and shard by whole configurations, so each rank sees the same
+batches as a single-process ``TransformersEngine`` given the same list.
 
 The worker uses the single-process engine's ``GenerationModule`` (``engine.module``) and
 ``PromptDataModule``: the two pieces that ``TransformersEngine`` itself hands to
@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Callable
 
 from safetune.cache import Cache
-from safetune.components.engines.transformers import DispatchingEngine, engine_info  # noqa: F401 - DispatchingEngine re-exported
-from safetune.components.requests import Generation, GenerationRequest, chat_template_source, resolve_dtype
+from safetune.components.engines.base import ModelEngine, engine_info
+from safetune.components.requests import Generation, GenerationRequest, chat_template_source
 from safetune.config import DecodingConfig
 from safetune.errors import SafetuneError
 from safetune.models import ModelRef
@@ -46,7 +46,7 @@ WORKER_ERROR = "safetune-worker error:"  # prefix of the worker's one-line failu
 STRATEGIES = ("ddp", "ddp_spawn", "ddp_fork", "ddp_notebook")
 
 
-# --- pieces shared by the dispatching engines -----------------------------------------------------
+# --- pieces shared with the Ray engine --------------------------------------------------------------
 
 def split_by_config(requests: list[GenerationRequest], parts: int) -> list[list[GenerationRequest]]:
     """At most ``parts`` non-empty slices, each made of whole decoding configurations.
@@ -222,31 +222,21 @@ def _end_group(proc: subprocess.Popen) -> None:
             pass
 
 
-class MultiDeviceEngine(DispatchingEngine):
+class MultiDeviceEngine(ModelEngine):
     """``TransformersEngine`` outputs from ``devices`` > 1 devices, via a DDP child process per call.
 
     Each call pays a process start and one model load per rank, so this pays off for large
     populations on several GPUs; the cache and progress stay in the calling process.
     """
 
-    def __init__(
-        self,
-        ref: ModelRef,
-        cache: Cache | None = None,
-        batch_size: int = 16,
-        accelerator: str = "cpu",
-        devices: int = 2,
-        precision: str = "32-true",
-        dtype: str = "auto",
-        strategy: str = "ddp",
-    ):
-        super().__init__(cache)
-        if devices < 2:
-            raise SafetuneError(f"the multi-device engine needs devices >= 2 (got {devices}); use 'transformers'")
-        self.ref = ref
-        dtype = resolve_dtype(dtype, accelerator)  # resolved here: every rank must use the same
-        self.job = MultiDeviceJob(ref.to_dict(), batch_size, accelerator, devices, precision, strategy, dtype)
-        self._info = tokenizer_info(ref, dtype)
+    def __init__(self, ref: ModelRef, cache: Cache | None = None, *, strategy: str = "ddp", **settings):
+        settings.setdefault("devices", 2)
+        super().__init__(ref, cache, **settings)
+        if self.devices < 2:
+            raise SafetuneError(f"the multi-device engine needs devices >= 2 (got {self.devices}); use 'transformers'")
+        self.job = MultiDeviceJob(ref.to_dict(), self.batch_size, self.accelerator, self.devices, self.precision,
+                                  strategy, self.dtype)
+        self._info = tokenizer_info(ref, self.dtype)
         self.last_ranks: dict[int, int] = {}  # answers per rank in the last call
 
     def info(self) -> dict:
@@ -300,8 +290,8 @@ def _worker_pieces():
 def worker_main(folder: Path) -> None:
     import torch
 
-    from safetune.components import quiet_lightning
-    from safetune.components.engines.transformers import get_engine
+    from safetune.components.engines.registry import get_engine
+    from safetune.components.predict import quiet_lightning
 
     job = MultiDeviceJob(**json.loads((folder / "job.json").read_text()))
     requests = [request_from_dict(json.loads(line)) for line in (folder / "requests.jsonl").read_text().splitlines()]

@@ -24,9 +24,9 @@ except ImportError as exc:  # an optional extra: say how to get it instead of a 
     raise SafetuneError("the ray engine needs the ray package: pip install 'safetune[ray]'") from exc
 
 from safetune.cache import Cache
-from safetune.components.requests import Generation, GenerationRequest, resolve_dtype
-from safetune.components.engines.transformers import DispatchingEngine
+from safetune.components.engines.base import ModelEngine
 from safetune.components.engines.multidevice import split_by_config, tokenizer_info
+from safetune.components.requests import Generation, GenerationRequest
 from safetune.models import ModelRef
 
 
@@ -63,7 +63,7 @@ class GenerationActor:
     def __init__(self, ref: dict, batch_size: int, accelerator: str, precision: str, dtype: str, threads: int):
         import torch
 
-        from safetune.components.engines.transformers import get_engine
+        from safetune.components.engines.registry import get_engine
 
         if accelerator == "cpu":
             torch.set_num_threads(threads)
@@ -94,32 +94,17 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(cause).__name__}: {lines[-1] if lines else '(no message)'}"
 
 
-class RayEngine(DispatchingEngine):
-    def __init__(
-        self,
-        ref: ModelRef,
-        cache: Cache | None = None,
-        batch_size: int = 16,
-        accelerator: str = "cpu",
-        devices: int = 1,
-        precision: str = "32-true",
-        dtype: str = "auto",
-        address: str | None = None,
-        workers: int = 2,
-        num_cpus: int | None = None,
-        ray_config: RayConfig | None = None,
-    ):
-        super().__init__(cache)
-        if devices != 1:
-            raise SafetuneError(f"the ray engine runs one device per actor (got devices={devices}); "
+class RayEngine(ModelEngine):
+    def __init__(self, ref: ModelRef, cache: Cache | None = None, *, address: str | None = None, workers: int = 2,
+                 num_cpus: int | None = None, ray_config: RayConfig | None = None, **settings):
+        super().__init__(ref, cache, **settings)
+        if self.devices != 1:
+            raise SafetuneError(f"the ray engine runs one device per actor (got devices={self.devices}); "
                                 "scale with ray_workers")
-        if batch_size < 1:
-            raise SafetuneError(f"batch_size must be >= 1 (got {batch_size})")
-        self.ref = ref
         self.config = ray_config or RayConfig(address=address, workers=workers, num_cpus=num_cpus)
-        # Resolved on the driver: actors on other machines must not pick their own (keys would differ).
-        self.dtype = resolve_dtype(dtype, accelerator)
-        self.actor_args = (ref.to_dict(), batch_size, accelerator, precision, self.dtype, self.config.cpus_per_worker)
+        # The dtype was resolved on the driver: actors on other machines must not pick their own (keys would differ).
+        self.actor_args = (ref.to_dict(), self.batch_size, self.accelerator, self.precision, self.dtype,
+                           self.config.cpus_per_worker)
         self.actors: list = []
         self._started_ray = False
         self._info: dict | None = None

@@ -15,8 +15,8 @@ from __future__ import annotations
 from typing import Callable
 
 from safetune.cache import Cache
+from safetune.components.engines.base import ModelEngine, engine_info
 from safetune.components.requests import Generation, GenerationRequest, mean_nll, render_chat, request_seed
-from safetune.components.engines.multidevice import DispatchingEngine
 from safetune.config import DecodingConfig
 from safetune.errors import SafetuneError
 from safetune.models import ModelRef
@@ -56,25 +56,24 @@ def completion_nll(completion, stop_ids: set[int] = frozenset()) -> float | None
     return mean_nll(values) if len(values) == len(ids) else None
 
 
-class VLLMEngine(DispatchingEngine):
-    def __init__(self, ref: ModelRef, cache: Cache | None = None, batch_size: int = 64, accelerator: str = "gpu",
+class VLLMEngine(ModelEngine):
+    def __init__(self, ref: ModelRef, cache: Cache | None = None, *, batch_size: int = 64, accelerator: str = "gpu",
                  devices: int = 1, precision: str = "32-true", dtype: str = "auto", **llm_kwargs):
-        super().__init__(cache)
         try:
             import vllm  # noqa: F401
         except ImportError as exc:
             raise SafetuneError("the vllm engine needs vLLM and a GPU: pip install vllm") from exc
+        super().__init__(ref, cache, batch_size=batch_size, accelerator=accelerator, devices=devices,
+                         precision=precision, dtype=dtype)
         from safetune.components.requests import load_tokenizer
 
-        self.ref, self.devices, self.dtype = ref, devices, dtype
+        self.dtype = dtype  # vLLM resolves "auto" itself, from the model's config and the GPU
         self.tokenizer = load_tokenizer(ref.path)
         self.stop_ids = {i for i in (self.tokenizer.eos_token_id, self.tokenizer.pad_token_id) if i is not None}
         self.llm_kwargs = llm_kwargs
         self._llm = None
 
     def info(self) -> dict:
-        from safetune.components.engines.transformers import engine_info
-
         return {**engine_info(self.ref, self.tokenizer.chat_template or "", self.dtype), "engine": "vllm"}
 
     def _dispatch(self, unique: list[GenerationRequest], deliver: Callable[[list[Generation]], None]) -> None:

@@ -10,10 +10,11 @@ import shutil
 import pytest
 
 from safetune.cache import Cache
+from safetune.components.engines.base import DispatchingEngine
 from safetune.components.engines.transformers import TransformersEngine
 from safetune.components.generation import Generation, GenerationRequest
 from safetune.components.engines.multidevice import (
-    WORKER_ERROR, DispatchingEngine, MultiDeviceEngine, MultiDeviceJob, RankFiles, last_error_line,
+    WORKER_ERROR, MultiDeviceEngine, MultiDeviceJob, RankFiles, last_error_line,
     split_by_config,
 )
 from safetune.config import DecodingConfig

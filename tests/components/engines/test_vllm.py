@@ -34,7 +34,7 @@ def test_missing_vllm_is_one_clear_error(tiny_llama):
         pytest.skip("vllm is installed here")
     except ImportError:
         pass
-    from safetune.components.engines.transformers import get_engine
+    from safetune.components.engines import get_engine
     from safetune.models import resolve_model
 
     with pytest.raises(SafetuneError, match="pip install vllm"):
