@@ -44,7 +44,7 @@ from safetune.components.generation import GenerationRequest, render_chat  # noq
 from safetune.config import SearchSpace  # noqa: E402
 from safetune.datasets import load_prompt_sets, sample, split  # noqa: E402
 from safetune.models import resolve_model  # noqa: E402
-from safetune.search.nsga import initial_population  # noqa: E402
+from safetune.search.base import initial_population  # noqa: E402
 
 
 def kept_tokens(ids: list[int], stop_ids, limit: int) -> int:

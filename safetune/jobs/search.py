@@ -26,7 +26,7 @@ from safetune.cache import Cache
 from safetune.components.engines import get_engine
 from safetune.components.judges.base import get_judge
 from safetune.components.lazy import LazyRelevance
-from safetune.config import DEFAULT_LAGRANGIAN_BUDGET, DecodingConfig, SearchConfig
+from safetune.config import DecodingConfig, SearchConfig
 from safetune.datasets import PromptSet, load_prompt_sets, sample, split
 from safetune.datasets.tasks import SPLIT_SEED, chance_level, sample_tasks
 from safetune.objectives.evaluator import CandidateResult, Evaluator
@@ -34,7 +34,9 @@ from safetune.components.requests import load_tokenizer, overlong_prompts
 from safetune.errors import SafetuneError
 from safetune.models import ModelRef, cache_root, context_length, resolve_model
 from safetune.analysis.plots import pareto_plot
-from safetune.search.nsga import ALGORITHMS, feasible, hypervolume, pareto_indices
+from safetune.search.base import Problem
+from safetune.search.front import feasible, hypervolume, pareto_indices
+from safetune.search.registry import get_algorithm
 
 log = logging.getLogger(__name__)
 
@@ -234,13 +236,6 @@ def validate_front(cfg: SearchConfig, used: PromptSet, evaluator: Evaluator, con
     return measured
 
 
-def algorithm_kwargs(cfg: SearchConfig) -> dict:
-    """Settings only one algorithm takes: the lagrangian search's harm budget (its constraint)."""
-    if cfg.algorithm == "lagrangian":
-        return {"harm_budget": cfg.harm_budget if cfg.harm_budget is not None else DEFAULT_LAGRANGIAN_BUDGET}
-    return {}
-
-
 def run_search(cfg: SearchConfig, tracking_uri: str | None = None, resume_run_id: str | None = None,
                progress: bool = True) -> SearchOutcome:
     tracking.setup_tracking(tracking_uri)
@@ -273,7 +268,8 @@ def run_search(cfg: SearchConfig, tracking_uri: str | None = None, resume_run_id
     xl, xu = space.bounds()
 
     run_name = f"{'search' if cfg.algorithm == 'nsga2' else cfg.algorithm}-{ref.slug}-s{cfg.seed}"
-    algorithm_options = algorithm_kwargs(cfg)
+    algorithm = get_algorithm(cfg.algorithm, cfg.harm_budget)
+    algorithm_options = algorithm.options
     # closing(): Ray actors and Ray itself end with the search, also on errors and Ctrl-C.
     with contextlib.closing(engine), tracking.parent_run(cfg.experiment, run_name, resume_run_id) as parent:
         parent_id = parent.info.run_id
@@ -379,11 +375,9 @@ def run_search(cfg: SearchConfig, tracking_uri: str | None = None, resume_run_id
             mlflow.log_metrics(metrics, step=g.generation)
 
         started = time.perf_counter()
-        outcome = ALGORITHMS[cfg.algorithm](
-            evaluate, xl, xu, n_obj=2, pop_size=cfg.pop_size, n_gen=cfg.n_gen, seed=cfg.seed,
-            ref_point=cfg.hv_ref, fixed=[default_vec] + [space.encode(c) for c in cfg.include], on_generation=on_generation, n_constr=n_constr,
-            **algorithm_options,
-        )
+        problem = Problem(evaluate, xl, xu, n_obj=2, n_constr=n_constr, ref_point=cfg.hv_ref,
+                          fixed=[default_vec] + [space.encode(c) for c in cfg.include])
+        outcome = algorithm.run(problem, cfg.pop_size, cfg.n_gen, cfg.seed, on_generation)
         bar.close()
         G_all = np.asarray(constraints, dtype=float) if constrained else None
         front = pareto_indices(outcome.F, G_all)

@@ -27,7 +27,7 @@ import pandas as pd
 
 from safetune.config import SearchConfig
 from safetune.errors import SafetuneError
-from safetune.search.nsga import ALGORITHMS
+from safetune.search.registry import algorithm_names
 from safetune.stats import holm, mann_whitney
 
 log = logging.getLogger(__name__)
@@ -120,9 +120,9 @@ def _check(seeds, algorithms) -> tuple[list[int], list[str]]:
         raise SafetuneError(f"seeds must be distinct (got {seeds!r})")
     if not algorithms:
         raise SafetuneError("a study needs at least one algorithm")
-    unknown = [a for a in algorithms if a not in ALGORITHMS]
+    unknown = [a for a in algorithms if a not in algorithm_names()]
     if unknown:
-        raise SafetuneError(f"unknown algorithm(s) {', '.join(unknown)}; known: {', '.join(ALGORITHMS)}")
+        raise SafetuneError(f"unknown algorithm(s) {', '.join(unknown)}; known: {', '.join(algorithm_names())}")
     if len(set(algorithms)) != len(algorithms):
         raise SafetuneError(f"algorithms must be distinct (got {', '.join(algorithms)})")
     return [int(s) for s in seeds], algorithms

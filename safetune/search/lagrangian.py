@@ -14,25 +14,23 @@ ask/tell, one evaluation call per population) over the same vectors NSGA-II sees
   competes with the offspring, so fitness values compared in one survival step all use one lambda.
 
 Guard constraints ``G`` (if any) stay pymoo constraints (feasible first, then least violation).
-Every evaluation goes through the same ``_Trace`` as NSGA-II and random search, so hypervolume per
-generation is comparable across the three; ``lambda`` and the signal are in each log's ``extra``.
+Every evaluation is recorded by the same ``SearchAlgorithm.run`` loop as NSGA-II and random search,
+so hypervolume per generation is comparable across the three; ``lambda`` and the signal are in
+each log's ``extra``.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
-from pymoo.algorithms.soo.nonconvex.ga import GA
-from pymoo.core.evaluator import Evaluator
-from pymoo.core.problem import Problem
-from pymoo.problems.static import StaticProblem
 
 from safetune.errors import SafetuneError
-from safetune.search.nsga import GenerationLog, SearchResult, _split_output, _Trace, feasible, initial_population
+from safetune.search.base import Problem, PymooSearch, SearchResult
+from safetune.search.front import feasible
 
+DEFAULT_BUDGET = 0.2  # the harm budget when a search sets none
 SIGNALS = ("mean", "best")
 _OBJECTIVES = "objectives"  # per-individual raw (harm, -relevance), kept so survivors can be re-scored
 
@@ -86,64 +84,57 @@ def harm_signal(F: np.ndarray, fitness: np.ndarray, cv: np.ndarray, mode: str) -
     return float(harm[best])
 
 
-def lagrangian(
-    evaluate: Callable[[np.ndarray, int], np.ndarray],
-    xl,
-    xu,
-    n_obj: int,
-    pop_size: int,
-    n_gen: int,
-    seed: int,
-    ref_point,
-    fixed: list[list[float]] | None = None,
-    on_generation: Callable[[GenerationLog], None] | None = None,
-    n_constr: int = 0,
-    harm_budget: float = 0.2,
-    lr: float = 1.0,
-    lambda_init: float = 1.0,
-    lambda_min: float = 1e-3,
-    lambda_max: float = 1e3,
-    signal: str = "mean",
-) -> SearchResult:
-    """Run the Lagrangian GA for ``n_gen`` generations (same budget and result type as ``nsga2``).
+class LagrangianSearch(PymooSearch):
+    """The Lagrangian GA, with the same budget and result type as NSGA-II.
 
-    ``evaluate(X, generation)`` returns F (n, 2) = (harm rate, -relevance), or (F, G) when
-    ``n_constr`` > 0. Each log's ``extra`` holds ``lambda`` (the multiplier that ranked this
+    ``problem.evaluate(X, generation)`` returns F (n, 2) = (harm rate, -relevance), or (F, G) when
+    ``problem.n_constr`` > 0. Each log's ``extra`` holds ``lambda`` (the multiplier that ranked this
     generation), ``harm_signal`` and ``lambda_next`` (after the update).
     """
-    if n_obj != 2:
-        raise SafetuneError(f"the lagrangian search needs exactly 2 objectives (harm, -relevance), got {n_obj}")
-    if signal not in SIGNALS:
-        raise SafetuneError(f"unknown lagrangian signal {signal!r}; known: {', '.join(SIGNALS)}")
-    dual = DualAscent(harm_budget, lr, lambda_init, lambda_min, lambda_max)
-    problem = Problem(n_var=len(xl), n_obj=1, n_ieq_constr=n_constr,
-                      xl=np.asarray(xl, float), xu=np.asarray(xu, float))
-    algorithm = GA(pop_size=pop_size, sampling=initial_population(xl, xu, pop_size, seed, fixed),
-                   eliminate_duplicates=True)
-    algorithm.setup(problem, termination=("n_gen", n_gen), seed=seed, verbose=False)
-    trace = _Trace(ref_point, n_constr, on_generation)
-    lam, gen = dual.lambda_init, 0
-    while algorithm.has_next():
-        pop = algorithm.ask()
-        if pop is None or len(pop) == 0:  # duplicate elimination left nothing new to try
-            break
-        X = pop.get("X")
-        F, G = _split_output(evaluate(X, gen), len(X), n_constr)
-        fitness = lagrangian_fitness(F, lam, dual.budget, ref_point)
-        if n_constr:
-            Evaluator().eval(StaticProblem(problem, F=fitness, G=np.nan_to_num(G, nan=0.0)), pop)
-        else:
-            Evaluator().eval(StaticProblem(problem, F=fitness), pop)
-        pop.set(_OBJECTIVES, F)
-        if algorithm.pop is not None and len(algorithm.pop):  # survivors compete with the offspring under today's lambda
-            algorithm.pop.set("F", lagrangian_fitness(algorithm.pop.get(_OBJECTIVES), lam, dual.budget, ref_point))
-        algorithm.tell(infills=pop)
-        survivors = algorithm.pop
-        h = harm_signal(survivors.get(_OBJECTIVES), survivors.get("F"), survivors.get("CV"), signal)
-        lam_next = dual.step(lam, h)
-        trace.record(gen, X, F, G, extra={"lambda": lam, "harm_signal": h, "lambda_next": lam_next})
-        lam, gen = lam_next, gen + 1
-    return trace.result()
+
+    name = "lagrangian"
+
+    def __init__(self, harm_budget: float = DEFAULT_BUDGET, lr: float = 1.0, lambda_init: float = 1.0,
+                 lambda_min: float = 1e-3, lambda_max: float = 1e3, signal: str = "mean"):
+        if signal not in SIGNALS:
+            raise SafetuneError(f"unknown lagrangian signal {signal!r}; known: {', '.join(SIGNALS)}")
+        self.dual = DualAscent(harm_budget, lr, lambda_init, lambda_min, lambda_max)
+        self.signal = signal
+
+    @classmethod
+    def create(cls, harm_budget: float | None = None) -> "LagrangianSearch":
+        return cls(harm_budget=DEFAULT_BUDGET if harm_budget is None else harm_budget)
+
+    @property
+    def options(self) -> dict:
+        return {"harm_budget": self.dual.budget}
+
+    def pymoo_objectives(self, problem: Problem) -> int:
+        if problem.n_obj != 2:
+            raise SafetuneError(f"the lagrangian search needs exactly 2 objectives (harm, -relevance), got {problem.n_obj}")
+        return 1  # the GA ranks one scalar: the Lagrangian
+
+    def make(self, pop_size: int, sampling: np.ndarray):
+        from pymoo.algorithms.soo.nonconvex.ga import GA
+
+        return GA(pop_size=pop_size, sampling=sampling, eliminate_duplicates=True)
+
+    def setup(self, problem: Problem, pop_size: int, n_gen: int, seed: int) -> None:
+        super().setup(problem, pop_size, n_gen, seed)
+        self.lam = self.dual.lambda_init
+
+    def tell(self, X: np.ndarray, F: np.ndarray, G: np.ndarray | None) -> dict:
+        ref, budget = self.problem.ref_point, self.dual.budget
+        self.assign(lagrangian_fitness(F, self.lam, budget, ref), G)
+        self.population.set(_OBJECTIVES, F)
+        survivors = self.algorithm.pop
+        if survivors is not None and len(survivors):  # survivors compete with the offspring under today's lambda
+            survivors.set("F", lagrangian_fitness(survivors.get(_OBJECTIVES), self.lam, budget, ref))
+        self.algorithm.tell(infills=self.population)
+        survivors = self.algorithm.pop
+        h = harm_signal(survivors.get(_OBJECTIVES), survivors.get("F"), survivors.get("CV"), self.signal)
+        lam, self.lam = self.lam, self.dual.step(self.lam, h)
+        return {"lambda": lam, "harm_signal": h, "lambda_next": self.lam}
 
 
 def best_within_budget(result: SearchResult, budget: float) -> int | None:

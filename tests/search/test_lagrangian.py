@@ -1,9 +1,10 @@
 """safetune/search/lagrangian.py: dual ascent on lambda and the Lagrangian GA, on an analytic problem.
 
-Toy problem on [0, 1]^n: harm = x0, utility = 1 - (x0 - 1)^2 - sum(x[1:]^2) (relevance stand-in).
-Utility rises with harm on [0, 1], so under harm <= b the optimum is x = (b, 0, ...) with utility
-1 - (1 - b)^2, and the Lagrangian -utility + lambda * (harm - b) is stationary there for
-lambda* = 2 * (1 - b) (d/dx0: 2 (x0 - 1) + lambda = 0). For b = 0.2: utility* = 0.36, lambda* = 1.6.
+Toy problem on [0, 1]^n (``toys.budget_toy``): harm = x0, utility = 1 - (x0 - 1)^2 - sum(x[1:]^2)
+(relevance stand-in). Utility rises with harm on [0, 1], so under harm <= b the optimum is
+x = (b, 0, ...) with utility 1 - (1 - b)^2, and the Lagrangian -utility + lambda * (harm - b) is
+stationary there for lambda* = 2 * (1 - b) (d/dx0: 2 (x0 - 1) + lambda = 0). For b = 0.2:
+utility* = 0.36, lambda* = 1.6. The contract every algorithm shares is in tests/conformance.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ import numpy as np
 import pytest
 
 from safetune.errors import SafetuneError
-from safetune.search.lagrangian import DualAscent, best_within_budget, harm_signal, lagrangian, lagrangian_fitness
-from safetune.search.nsga import ALGORITHMS, nsga2
+from safetune.search.base import Problem
+from safetune.search.lagrangian import DualAscent, LagrangianSearch, best_within_budget, harm_signal, lagrangian_fitness
+from safetune.search.nsga2 import NSGA2
+from safetune.search.registry import get_algorithm
+from safetune.testing.toys import budget_toy as toy
 
 REF = (1.0, 0.0)
 BUDGET = 0.2
@@ -23,15 +27,9 @@ UTILITY_OPT = 1 - (1 - BUDGET) ** 2  # 0.36
 LAMBDA_OPT = 2 * (1 - BUDGET)  # 1.6
 
 
-def toy(X: np.ndarray, generation: int = 0) -> np.ndarray:
-    X = np.asarray(X, dtype=float)
-    utility = 1 - (X[:, 0] - 1) ** 2 - (X[:, 1:] ** 2).sum(axis=1)
-    return np.column_stack([X[:, 0], -utility])
-
-
-def run(objective=toy, n_var=2, pop_size=20, n_gen=30, seed=0, **kwargs):
-    return lagrangian(objective, [0.0] * n_var, [1.0] * n_var, n_obj=2, pop_size=pop_size, n_gen=n_gen,
-                      seed=seed, ref_point=REF, **kwargs)
+def run(objective=toy, n_var=2, pop_size=20, n_gen=30, seed=0, n_constr=0, **settings):
+    problem = Problem(objective, [0.0] * n_var, [1.0] * n_var, n_obj=2, n_constr=n_constr, ref_point=REF)
+    return LagrangianSearch(**settings).run(problem, pop_size, n_gen, seed)
 
 
 def lambdas(result) -> list[float]:
@@ -126,13 +124,6 @@ def test_guard_constraints_are_respected():
     assert result.G[i, 0] <= 0
 
 
-def test_same_seed_same_result_other_seed_differs():
-    a, b, c = run(seed=3, n_gen=8), run(seed=3, n_gen=8), run(seed=4, n_gen=8)
-    assert np.array_equal(a.X, b.X) and np.array_equal(a.F, b.F)
-    assert lambdas(a) == lambdas(b)
-    assert not np.array_equal(a.X, c.X)
-
-
 def test_unknown_objectives_neither_win_nor_move_lambda():
     def half_unknown(X, generation):
         F = toy(X)
@@ -146,18 +137,13 @@ def test_unknown_objectives_neither_win_nor_move_lambda():
     assert last < 0.2  # selection moves away from them
 
 
-def test_trace_matches_the_other_algorithms():
-    """Same result type and bookkeeping as nsga2: every generation logged, HV over all points so far."""
-    logs = []
-    result = ALGORITHMS["lagrangian"](toy, [0.0, 0.0], [1.0, 1.0], n_obj=2, pop_size=6, n_gen=4, seed=0,
-                                      ref_point=REF, fixed=[[0.9, 0.9]], on_generation=logs.append,
-                                      harm_budget=0.3)
-    assert [log.generation for log in logs] == [0, 1, 2, 3] and logs == result.history
-    assert np.array_equal(result.history[0].X[0], [0.9, 0.9])  # fixed vectors first, as in nsga2
-    hv = [log.hypervolume for log in logs]
-    assert all(a <= b for a, b in zip(hv, hv[1:]))
-    assert len(result.X) == len(result.F) == len(result.generation) == sum(len(log.X) for log in logs)
-    assert set(logs[0].extra) == {"lambda", "harm_signal", "lambda_next"}
+def test_created_from_a_search_budget_and_logs_lambda():
+    """From the registry with a search's harm budget (0.2 when it sets none); every log names lambda."""
+    assert get_algorithm("lagrangian").options == {"harm_budget": 0.2}
+    algorithm = get_algorithm("lagrangian", harm_budget=0.3)
+    assert algorithm.options == {"harm_budget": 0.3}
+    result = algorithm.run(Problem(toy, [0.0, 0.0], [1.0, 1.0], ref_point=REF), 6, 4, 0)
+    assert all(set(log.extra) == {"lambda", "harm_signal", "lambda_next"} for log in result.history)
 
 
 def test_focuses_on_the_budget_where_nsga2_spreads_over_the_front():
@@ -166,7 +152,7 @@ def test_focuses_on_the_budget_where_nsga2_spreads_over_the_front():
     lag_utility, nsga_utility = [], []
     for seed in range(4):
         lag = run(n_var=3, pop_size=16, n_gen=20, seed=seed)
-        moo = nsga2(toy, [0.0] * 3, [1.0] * 3, n_obj=2, pop_size=16, n_gen=20, seed=seed, ref_point=REF)
+        moo = NSGA2().run(Problem(toy, [0.0] * 3, [1.0] * 3, ref_point=REF), 16, 20, seed)
         assert moo.history[-1].hypervolume > lag.history[-1].hypervolume
         lag_utility.append(-lag.F[best_within_budget(lag, BUDGET), 1])
         nsga_utility.append(-moo.F[best_within_budget(moo, BUDGET), 1])
@@ -193,4 +179,4 @@ def test_bad_settings_are_one_line_errors(kwargs, message):
 
 def test_needs_two_objectives():
     with pytest.raises(SafetuneError, match="2 objectives"):
-        lagrangian(toy, [0.0], [1.0], n_obj=3, pop_size=4, n_gen=1, seed=0, ref_point=(1, 1, 1))
+        LagrangianSearch().run(Problem(toy, [0.0], [1.0], n_obj=3, ref_point=(1, 1, 1)), 4, 1, 0)
