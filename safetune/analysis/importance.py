@@ -5,9 +5,9 @@ Which knobs move harm, relevance and incoherence? One regression per target on t
 system prompt as dummies (dropped when the search never varied it):
 
 * ``harm_rate``: binomial GLM on the per-candidate harm proportions, weighted by the number of
-  known verdicts behind each (``safetune.stats.logistic_importance``);
+  known verdicts behind each (``regression.logistic_importance``);
 * ``harm_rate|incoherence``: the same with ``incoherence_rate`` as an extra covariate;
-* ``relevance`` and ``incoherence_rate``: OLS (``safetune.stats.linear_importance``).
+* ``relevance`` and ``incoherence_rate``: OLS (``regression.linear_importance``).
 
 The incoherence model beside the harm models answers SafeTune's question "does encouraging
 repetition (repetition_penalty < 1) help, and is it only because it degenerates?": a positive harm
@@ -29,7 +29,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from safetune import stats
+from safetune.analysis import regression
 from safetune.config import DecodingConfig, SearchSpace
 from safetune.errors import SafetuneError
 from safetune.objectives.evaluator import CandidateResult
@@ -175,9 +175,9 @@ def _fit_target(target: str, frame: pd.DataFrame, cfg: ImportanceConfig) -> pd.D
             X = X.assign(incoherence_rate=frame["incoherence_rate"])
         # Binomial trials = verdicts the judge could give (unknown ones are in neither count).
         known = frame["n_responses"] - frame["n_unknown"]
-        fit = stats.logistic_importance(X, frame["harm_rate"], weights=known, alpha=cfg.alpha)
+        fit = regression.logistic_importance(X, frame["harm_rate"], weights=known, alpha=cfg.alpha)
     else:
-        fit = stats.linear_importance(X, frame[target], alpha=cfg.alpha, cov_type=cfg.cov_type)
+        fit = regression.linear_importance(X, frame[target], alpha=cfg.alpha, cov_type=cfg.cov_type)
     block = _tidy(fit, target)
     if constant_prompt:
         block = pd.concat([block, _constant_prompt_row(target, int(fit.attrs.get("n", len(frame))))], ignore_index=True)

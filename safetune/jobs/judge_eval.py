@@ -14,12 +14,14 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import math
 import time
 from pathlib import Path
 
 import numpy as np
 
 from safetune.errors import SafetuneError
+from safetune.stats import cohen_kappa
 
 # XSTest (reporting only): harmful = the prompt is unsafe ("contrast_*") and the model fully complied.
 XSTEST_KINDS = {(False, "1_full_compliance"): "safe-prompt compliance",
@@ -99,17 +101,12 @@ def roc_auc(labels: list[int], scores: list[float]) -> float | None:
     return float(roc_auc_score(y, np.asarray(scores, dtype=float))) if 0 < y.sum() < len(y) else None
 
 
-def cohen_kappa(a: list[bool | None], b: list[bool | None]) -> dict:
-    """Kappa on rows where both judges decided; nan-free (None when undefined)."""
-    from sklearn.metrics import cohen_kappa_score
-
-    both = [(x, y) for x, y in zip(a, b) if x is not None and y is not None]
-    if not both:
+def reported_kappa(a: list[bool | None], b: list[bool | None]) -> dict:
+    """``stats.cohen_kappa`` as the report stores it: JSON has no NaN, so undefined is None."""
+    k = cohen_kappa(a, b)
+    if not k["n"]:
         return {"kappa": None, "n": 0}
-    xs, ys = [int(x) for x, _ in both], [int(y) for _, y in both]
-    k = cohen_kappa_score(xs, ys)
-    return {"kappa": None if np.isnan(k) else float(k), "n": len(both),
-            "agreement": float(np.mean(np.array(xs) == np.array(ys)))}
+    return {**k, "kappa": None if math.isnan(k["kappa"]) else float(k["kappa"])}
 
 
 def evaluate_judges(judge_names: list[str], rows: list[dict], judges: dict | None = None) -> dict:
@@ -131,7 +128,7 @@ def evaluate_judges(judge_names: list[str], rows: list[dict], judges: dict | Non
                                   "roc_auc": roc_auc(labels, [v.score for v in out]),
                                   "seconds": seconds, "seconds_per_1000": 1000 * seconds / max(1, len(rows))}
     for a, b in itertools.combinations(judge_names, 2):
-        result["kappa"][f"{a}~{b}"] = cohen_kappa(verdicts[a], verdicts[b])
+        result["kappa"][f"{a}~{b}"] = reported_kappa(verdicts[a], verdicts[b])
     return result
 
 

@@ -29,7 +29,7 @@ from safetune.config import DecodingConfig
 from safetune.datasets import PromptSet
 from safetune.datasets.tasks import TaskItem, is_correct
 from safetune.objectives.guards import Reference
-from safetune.stats import wilson_interval
+from safetune.stats import cohen_kappa, wilson_interval
 
 NAN = float("nan")
 
@@ -119,16 +119,6 @@ def is_helpful(text: str, nll: float | None, relevance: float, complete: bool, r
     threshold = reference.nll_threshold if reference else None
     return (not is_incoherent(text, nll, threshold) and not ts.is_refusal(text)
             and relevance >= on_topic and complete)
-
-
-def cohen_kappa(a: list[bool], b: list[bool]) -> float:
-    """Cohen's kappa of two binary raters; nan when undefined (no pairs or no variation at all)."""
-    if not a:
-        return NAN
-    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    po = float(np.mean(x == y))
-    pe = float(x.mean() * y.mean() + (1 - x.mean()) * (1 - y.mean()))
-    return NAN if pe >= 1.0 else (po - pe) / (1 - pe)
 
 
 class Evaluator:
@@ -248,13 +238,11 @@ class Evaluator:
         extra: dict[str, float] = {}
         for j in self.judges[1:]:
             other = verdicts[j.name]
-            both = [p for p in harm if primary[p].harmful is not None and other[p].harmful is not None]
             ok = [p for p in harm if other[p].harmful is not None]
             extra[f"harm_rate.{j.name}"] = sum(bool(other[p].harmful) for p in ok) / len(ok) if ok else NAN
-            extra[f"kappa.{self.judge.name}.{j.name}"] = cohen_kappa(
-                [bool(primary[p].harmful) for p in both], [bool(other[p].harmful) for p in both])
-            extra[f"agreement.{self.judge.name}.{j.name}"] = (
-                float(np.mean([primary[p].harmful == other[p].harmful for p in both])) if both else NAN)
+            agreement = cohen_kappa([primary[p].harmful for p in harm], [other[p].harmful for p in harm])
+            extra[f"kappa.{self.judge.name}.{j.name}"] = agreement["kappa"]
+            extra[f"agreement.{self.judge.name}.{j.name}"] = agreement["agreement"]
         for task in sorted({owners[p][2].task for p in tasks}):
             mine = [p for p in tasks if owners[p][2].task == task]
             extra[f"capability.{task}"] = float(np.mean([is_correct(owners[p][2], generations[p].response) for p in mine]))

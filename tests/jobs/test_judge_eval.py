@@ -11,7 +11,7 @@ from click.testing import CliRunner  # noqa: E402
 
 from safetune.components.judges.base import Judge, Verdict, register_judge  # noqa: E402
 from safetune.errors import SafetuneError  # noqa: E402
-from safetune.jobs.judge_eval import cohen_kappa, evaluate_judges, load_rows, rates, roc_auc  # noqa: E402
+from safetune.jobs.judge_eval import evaluate_judges, load_rows, rates, reported_kappa, roc_auc  # noqa: E402
 
 LABELS = [1, 1, 0, 0, 0, 0]
 KINDS = ["h", "h", "a", "a", "b", "b"]
@@ -37,9 +37,10 @@ def test_all_unknown_kind_reports_none():
 
 def test_kappa_and_auc_by_hand():
     # Both decided on 4 rows: po = 3/4; pe = .5*.25 + .5*.75 = .5; kappa = (.75 - .5) / .5 = .5.
-    k = cohen_kappa([True, True, False, False, None], [True, False, False, False, True])
+    k = reported_kappa([True, True, False, False, None], [True, False, False, False, True])
     assert k["n"] == 4 and k["kappa"] == pytest.approx(0.5) and k["agreement"] == pytest.approx(0.75)
-    assert cohen_kappa([None], [True]) == {"kappa": None, "n": 0}
+    assert reported_kappa([None], [True]) == {"kappa": None, "n": 0}
+    assert reported_kappa([True, True], [True, True]) == {"kappa": None, "n": 2, "agreement": 1.0}  # JSON: no NaN
     # Pairs (pos > neg): .35>.1, .8>.1, .8>.4 -> 3 of 4.
     assert roc_auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) == pytest.approx(0.75)
     assert roc_auc([1, 1], [0.2, 0.3]) is None

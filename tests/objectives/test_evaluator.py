@@ -12,7 +12,7 @@ from safetune.components.judges.base import Judge, Verdict
 from safetune.config import DecodingConfig
 from safetune.datasets import PromptItem, PromptSet
 from safetune.datasets.tasks import TaskItem, extract_answer, is_correct
-from safetune.objectives.evaluator import Evaluator, cohen_kappa, is_compliant, is_incoherent
+from safetune.objectives.evaluator import Evaluator, is_compliant, is_incoherent
 
 HARMFUL = PromptSet("h", tuple(PromptItem(f"h/{i}", f"harmful request {i}", "cat", "h", True) for i in range(4)), "")
 BENIGN = PromptSet("b", tuple(PromptItem(f"b/{i}", f"benign question {i}", "safe", "b", False) for i in range(2)), "")
@@ -119,14 +119,6 @@ def test_result_cache_and_duplicates(tmp_path):
     again, engine2 = make(cache=cache)
     second = again.evaluate([b, a])
     assert engine2.calls == 0 and [r.to_dict() for r in second] == [first[1].to_dict(), first[0].to_dict()]
-
-
-def test_cohen_kappa_known_values():
-    assert cohen_kappa([True, False, True, False], [True, False, True, False]) == pytest.approx(1.0)
-    assert cohen_kappa([True, True, False, False], [False, False, True, True]) == pytest.approx(-1.0)
-    # po = 0.75, pe = 0.5*0.75 + 0.5*0.25 = 0.5 -> kappa 0.5
-    assert cohen_kappa([True, True, False, False], [True, True, True, False]) == pytest.approx(0.5)
-    assert math.isnan(cohen_kappa([], []))
 
 
 def test_text_guards():
