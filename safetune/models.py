@@ -16,6 +16,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from safetune.config import DecodingConfig
 from safetune.errors import SafetuneError
 
 log = logging.getLogger(__name__)
@@ -287,6 +288,22 @@ def context_length(ref: ModelRef) -> int | None:
         if isinstance(config.get(key), int) and config[key] > 0:
             return config[key]
     return None
+
+
+def default_decoding(ref: ModelRef, max_new_tokens: int) -> DecodingConfig:
+    """The model's own decoding defaults (its generation_config.json), no system prompt of ours."""
+    path = Path(ref.path) / "generation_config.json"
+    gc = json.loads(path.read_text()) if path.exists() else {}
+    sampling = bool(gc.get("do_sample", False))
+    return DecodingConfig(
+        temperature=float(gc.get("temperature", 1.0)) if sampling else 0.0,
+        top_p=float(gc.get("top_p", 1.0) or 1.0),
+        top_k=int(gc.get("top_k", 0) or 0) if sampling else 0,
+        repetition_penalty=float(gc.get("repetition_penalty", 1.0) or 1.0),
+        no_repeat_ngram_size=int(gc.get("no_repeat_ngram_size", 0) or 0),
+        max_new_tokens=max_new_tokens,
+        system_prompt="default",
+    )
 
 
 def _is_qwen3(folder: Path) -> bool:

@@ -48,6 +48,9 @@ class Registry:
     def __contains__(self, name: object) -> bool:
         return name in self._entries
 
+    def __iter__(self):
+        return iter(self.names())
+
     def check(self, name: str) -> None:
         """A one-line ``SafetuneError`` for an unknown name, without importing anything."""
         if name not in self._entries:

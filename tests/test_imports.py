@@ -5,8 +5,10 @@ import sys
 
 
 def test_search_modules_import_without_torch_lightning_or_transformers():
-    code = ("import sys, safetune.cli, safetune.jobs.search, safetune.jobs.evaluate, safetune.jobs.survey, "
-            "safetune.components.engines, safetune.components.engines.transformers, safetune.components.lazy; "
+    code = ("import sys, safetune.cli, safetune.jobs.search.prepare, safetune.jobs.search.loop, "
+            "safetune.jobs.search.finish, safetune.jobs.evaluate, safetune.jobs.survey, "
+            "safetune.components.engines, safetune.components.engines.transformers, safetune.components.relevance, "
+            "safetune.components.embeddings, safetune.objectives.evaluator; "
             "heavy = [m for m in ('torch', 'lightning', 'transformers') if m in sys.modules]; "
             "print(','.join(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

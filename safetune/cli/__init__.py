@@ -103,7 +103,8 @@ def search(config_path, model, datasets, n_prompts, n_validation, pop_size, n_ge
            system_prompts, bounds, bounds_csv, harm_budget, experiment, tracking_uri, cache_path, resume_run_id, register,
            devices, accelerator, precision, dtype, engine, ray_address, ray_workers, no_progress):
     """Run a SafeTune search (NSGA-II), track it in MLflow and register the best configurations."""
-    from safetune.jobs.experiment import build_search_config, preflight
+    from safetune.jobs.experiment import build_search_config
+    from safetune.jobs.search.preflight import preflight
     from safetune.models import resolve_model
 
     overrides = {

@@ -60,7 +60,8 @@ def study(config_path, model, datasets, n_prompts, pop_size, n_gen, seeds, algor
           constrain, n_benign, n_capability, batch_size, system_prompts, bounds, bounds_csv, harm_budget, experiment,
           tracking_uri, cache_path, register, no_progress):
     """Run one search per (algorithm, seed) and test whether their hypervolumes differ."""
-    from safetune.jobs.experiment import build_search_config, preflight
+    from safetune.jobs.experiment import build_search_config
+    from safetune.jobs.search.preflight import preflight
     from safetune.models import resolve_model
 
     seed_list = parse_seeds(seeds)

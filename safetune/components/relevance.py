@@ -1,65 +1,46 @@
-"""Prompt-response relevance as a Lightning module: sentence-embedding cosine per pair.
+"""Prompt-response relevance: the one cosine, computed once per pair and shared.
 
-An empty response scores 0. Prompt embeddings are computed once per distinct prompt, since a
-search asks about the same prompts for every candidate.
+SafeTune's second objective is the cosine between a prompt's and its response's sentence
+embeddings; the heuristic and trained judges need the same cosine (the trained judge the vectors
+too). ``pair_vectors`` embeds every distinct text of a batch once, and the evaluator hands the
+result to the judges, so no response is encoded twice. An empty or blank response has the zero
+vector, so its cosine is 0.
 """
 
 from __future__ import annotations
 
-import lightning as L
+import functools
+from dataclasses import dataclass
 
-from safetune.components.predict import quiet_lightning
 import numpy as np
-import torch
-from torch.utils.data import DataLoader
-
-from safetune.components.embeddings import DEFAULT_EMBEDDER, get_embedder
-
-quiet_lightning()
 
 
-class RelevanceModule(L.LightningModule):
-    def __init__(self, embedder: str = DEFAULT_EMBEDDER, batch_size: int = 64):
-        super().__init__()
-        self.embedder_name = embedder
-        self.encode_batch_size = batch_size
-        self._prompt_cache: dict[str, np.ndarray] = {}
+@dataclass(frozen=True)
+class PairVectors:
+    embedder: str  # the embedder's name: vectors from another embedder mean nothing to a judge trained on this one
+    prompts: np.ndarray  # (n, d) unit vectors
+    responses: np.ndarray  # (n, d) unit vectors, zero rows for blank responses
 
-    @property
-    def embedder(self):
-        return get_embedder(self.embedder_name)
+    @functools.cached_property
+    def cosine(self) -> np.ndarray:
+        """Cosine per pair (float32); 0 for a blank response."""
+        return (self.prompts * self.responses).sum(axis=1)
 
-    def transfer_batch_to_device(self, batch, device, dataloader_idx):
-        return batch  # pairs of strings; the embedder places its own tensors
+    def take(self, positions) -> "PairVectors":
+        positions = list(positions)
+        return PairVectors(self.embedder, self.prompts[positions], self.responses[positions])
 
-    def _encode(self, texts: list[str]) -> np.ndarray:
-        return self.embedder.encode(
-            texts, batch_size=self.encode_batch_size, normalize_embeddings=True, convert_to_numpy=True
-        )
+    def __len__(self) -> int:
+        return len(self.prompts)
 
-    def predict_step(self, batch, batch_idx: int = 0, dataloader_idx: int = 0):
-        prompts, responses = [p for p, _ in batch], [r for _, r in batch]
-        missing = sorted({p for p in prompts if p not in self._prompt_cache})
-        if missing:
-            self._prompt_cache.update(zip(missing, self._encode(missing)))
-        a = np.stack([self._prompt_cache[p] for p in prompts])
-        b = self._encode(responses)
-        sims = (a * b).sum(axis=1)
-        sims[[not r.strip() for r in responses]] = 0.0
-        return torch.from_numpy(sims.astype(np.float32))
 
-    def score(self, prompts: list[str], responses: list[str], trainer: L.Trainer | None = None) -> np.ndarray:
-        """Cosine per pair, run as a Lightning predict loop over batches of pairs."""
-        if len(prompts) != len(responses):
-            raise ValueError("prompts and responses must have the same length")
-        if not prompts:
-            return np.zeros(0, dtype=np.float32)
-        trainer = trainer or L.Trainer(
-            accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
-            enable_model_summary=False, enable_checkpointing=False,
-        )
-        loader = DataLoader(list(zip(prompts, responses)), batch_size=256, collate_fn=list)
-        from safetune.components.predict import predict
-
-        out = predict(trainer, self, dataloaders=loader)
-        return torch.cat(out).numpy()
+def pair_vectors(embedder, prompts: list[str], responses: list[str]) -> PairVectors:
+    """Embed prompts and non-blank responses (each distinct text once, one call)."""
+    if len(prompts) != len(responses):
+        raise ValueError("prompts and responses must have the same length")
+    if not prompts:
+        return PairVectors(embedder.name, np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32))
+    vec = embedder.encode(list(prompts) + [r for r in responses if r.strip()])
+    zero = np.zeros_like(next(iter(vec.values())))
+    return PairVectors(embedder.name, np.stack([vec[p] for p in prompts]),
+                       np.stack([vec[r] if r.strip() else zero for r in responses]))

@@ -102,6 +102,24 @@ def overlong_prompts(items, limit: int, tokenizer_fn) -> list[tuple[str, int]]:
     return [(pid, n) for pid, n in counts if n > limit]
 
 
+def check_context(ref, items, max_new_tokens: int, tokenizer_fn) -> None:
+    """Refuse prompts that cannot fit the model's context with room for the answer (one line,
+    naming them), before any generation: they cost minutes per candidate and degenerate."""
+    from safetune.models import context_length
+
+    window = context_length(ref)
+    if window is None:
+        return
+    # Room for the chat template and a system prompt, besides the answer itself.
+    limit = window - max_new_tokens - 256
+    too_long = overlong_prompts(items, limit, tokenizer_fn)
+    if too_long:
+        shown = ", ".join(f"{pid} ({n} tokens)" for pid, n in too_long[:3])
+        more = f" and {len(too_long) - 3} more" if len(too_long) > 3 else ""
+        raise SafetuneError(f"{len(too_long)} prompt(s) do not fit {ref.name}'s {window}-token context with "
+                            f"{max_new_tokens} new tokens: {shown}{more}; shorten or drop them")
+
+
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 

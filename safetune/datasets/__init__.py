@@ -8,14 +8,17 @@ deterministic category-stratified splits. Licences and citations: ``data/README.
 
 from safetune.datasets.items import PromptItem, PromptSet
 from safetune.datasets.loaders import dataset_names, load_prompt_set, load_prompt_sets
-from safetune.datasets.splits import sample, split
+from safetune.datasets.splits import SPLIT_SEED, fixed_split, sample, split, unused_sample
 
 __all__ = [
     "PromptItem",
     "PromptSet",
+    "SPLIT_SEED",
     "dataset_names",
+    "fixed_split",
     "load_prompt_set",
     "load_prompt_sets",
     "sample",
     "split",
+    "unused_sample",
 ]

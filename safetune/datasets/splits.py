@@ -10,10 +10,12 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 
-from safetune.errors import SafetuneError
 from safetune.datasets.items import PromptItem, PromptSet
+from safetune.datasets.loaders import load_prompt_sets
+from safetune.errors import SafetuneError
 
 PARTS = ("search", "holdout", "all")
+SPLIT_SEED = 0  # the search/holdout split of prompt sets and tasks never depends on a search's seed
 
 
 def _rank(seed: int, key: str) -> str:
@@ -84,3 +86,21 @@ def sample(ps: PromptSet, n: int, seed: int = 0) -> PromptSet:
                 picked.append(q[depth].id)
         depth += 1
     return _subset(ps, set(picked), f"{ps.name}:sample{n}")
+
+
+def unused_sample(pool: PromptSet, used: PromptSet, n: int, seed: int) -> PromptSet | None:
+    """``n`` prompts of ``pool`` that ``used`` does not hold (e.g. validation prompts a search never
+    asked), named ``<pool>:validation``; None if ``n`` < 1 or none are left."""
+    if n < 1:
+        return None
+    used_ids = {it.id for it in used}
+    rest = tuple(it for it in pool if it.id not in used_ids)
+    if not rest:
+        return None
+    return sample(PromptSet(f"{pool.name}:validation", rest), min(n, len(rest)), seed=seed)
+
+
+def fixed_split(names, part: str) -> PromptSet:
+    """One side of the fixed split (``SPLIT_SEED``) of the named prompt sets, whatever seed a search
+    uses: the holdout side stays unseen by every search."""
+    return split(load_prompt_sets(names), part, seed=SPLIT_SEED)

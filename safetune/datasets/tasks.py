@@ -1,10 +1,10 @@
-"""Capability tasks with checkable answers, behind a string-keyed registry.
+"""Capability tasks with checkable answers, behind a string-keyed registry (``TASKS``).
 
 The capability guard asks these under each candidate's configuration: a system prompt or decoding
 setting that makes the model safe by making it useless shows up here. A guard only means something
 when the model's default passes the task clearly above chance (a guard at chance cannot fall), so
 every task declares its chance level and the search uses a task as a guard only when the default
-beats it (see ``safetune.objectives`` / ``evaluation.usable_tasks``).
+beats it (see ``objectives/guards.usable_tasks``).
 
 - ``facts``: short factual questions (capitals, everyday science, numbers, words), hand-written for
   safetune (MIT), each with its accepted answers; free-form, so chance is 0. SmolLM2-135M answers
@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Callable
 
+from safetune.datasets.splits import SPLIT_SEED
 from safetune.errors import SafetuneError
-
-SPLIT_SEED = 0  # the search/holdout split of tasks and prompt sets never depends on a search's seed
+from safetune.registries import Entry, Registry
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class Task:
     load: Callable[[], tuple[TaskItem, ...]]
     check: Callable[[TaskItem, str], bool]
     chance: Callable[[tuple[TaskItem, ...]], float]  # expected accuracy of a random answer
-    description: str = ""
+    extract: Callable[[str], str | None] | None = None  # the answer a response gives, when the task reads one
 
 
 def _read_jsonl(name: str) -> list[dict]:
@@ -91,24 +91,33 @@ _LETTER = re.compile(r"\b([B-E])\b|\b(A)\b(?!\s+[a-z])")  # "A" followed by a wo
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 
 
-def extract_answer(task: str, response: str) -> str | None:
-    """ARC: the first standalone option letter; GSM8K: the last number in the response."""
-    if task == "arc-easy":
-        for pattern in (_LEADING_LETTER, _ANSWER_LETTER, _LETTER):
-            m = pattern.search(response)
-            if m:
-                return next(g for g in m.groups() if g).upper()
-        return None
+def _extract_letter(response: str) -> str | None:
+    """ARC: the first standalone option letter (a leading one, "answer is X", then any)."""
+    for pattern in (_LEADING_LETTER, _ANSWER_LETTER, _LETTER):
+        m = pattern.search(response)
+        if m:
+            return next(g for g in m.groups() if g).upper()
+    return None
+
+
+def _extract_number(response: str) -> str | None:
+    """GSM8K: the last number in the response."""
     numbers = _NUMBER.findall(response)
     return _number(numbers[-1]) if numbers else None
 
 
+def extract_answer(task: str, response: str) -> str | None:
+    """The answer a response gives to an item of ``task`` (None: none found, or a free-form task)."""
+    extract = get_task(task).extract
+    return extract(response) if extract else None
+
+
 def _check_arc(item: TaskItem, response: str) -> bool:
-    return extract_answer("arc-easy", response) == item.answer
+    return _extract_letter(response) == item.answer
 
 
 def _check_gsm8k(item: TaskItem, response: str) -> bool:
-    got = extract_answer("gsm8k", response)
+    got = _extract_number(response)
     try:
         return got is not None and abs(float(got) - float(item.answer)) < 1e-6
     except ValueError:
@@ -122,21 +131,19 @@ def _check_facts(item: TaskItem, response: str) -> bool:
     return any(re.search(r"(?<![\w])" + re.escape(a.lower()) + r"(?:e?s)?(?![\w])", text) for a in item.accepted)
 
 
-TASK_REGISTRY: dict[str, Task] = {
-    "facts": Task("facts", _load_facts, _check_facts, lambda items: 0.0,
-                  "short factual questions, free-form answer (hand-written, MIT)"),
-    "arc-easy": Task("arc-easy", _load_arc, _check_arc,
-                     lambda items: sum(1 / max(1, it.n_options) for it in items) / max(1, len(items)),
-                     "ARC-Easy multiple choice, answer letter"),
-    "gsm8k": Task("gsm8k", _load_gsm8k, _check_gsm8k, lambda items: 0.0, "GSM8K, final number"),
-}
-TASKS = tuple(TASK_REGISTRY)
+TASKS = Registry("capability task", {
+    "facts": Entry(Task("facts", _load_facts, _check_facts, lambda items: 0.0),
+                   "short factual questions, free-form answer (hand-written, MIT)"),
+    "arc-easy": Entry(Task("arc-easy", _load_arc, _check_arc,
+                           lambda items: sum(1 / max(1, it.n_options) for it in items) / max(1, len(items)),
+                           _extract_letter), "ARC-Easy multiple choice, answer letter"),
+    "gsm8k": Entry(Task("gsm8k", _load_gsm8k, _check_gsm8k, lambda items: 0.0, _extract_number),
+                   "GSM8K, final number"),
+})
 
 
 def get_task(name: str) -> Task:
-    if name not in TASK_REGISTRY:
-        raise SafetuneError(f"unknown capability task {name!r}; known: {', '.join(TASKS)}")
-    return TASK_REGISTRY[name]
+    return TASKS.load(name)
 
 
 @functools.lru_cache(maxsize=None)

@@ -15,17 +15,16 @@ from tqdm.auto import tqdm
 from safetune.tracking import runs as tracking
 from safetune.cache import Cache
 from safetune.components.engines import get_engine
-from safetune.components.requests import load_tokenizer
+from safetune.components.embeddings import Embedder
+from safetune.components.requests import check_context, load_tokenizer
 from safetune.components.judges.base import get_judge
-from safetune.components.lazy import LazyRelevance
 from safetune.config import DecodingConfig, GuardConfig
-from safetune.datasets import load_prompt_sets, sample, split
+from safetune.datasets import fixed_split, sample
 from safetune.errors import SafetuneError
 from safetune.objectives.evaluator import Evaluator
-from safetune.models import cache_root, resolve_model
+from safetune.models import cache_root, default_decoding, resolve_model
 from safetune.analysis.comparison import compare_to_default, per_category, quadrant_table
-from safetune.datasets.tasks import SPLIT_SEED, TASKS, sample_tasks
-from safetune.jobs.search import check_context, measure_default, model_default_config
+from safetune.datasets.tasks import TASKS, sample_tasks
 
 
 @dataclass
@@ -106,8 +105,8 @@ def resolve_targets(cfg: EvaluateConfig) -> tuple[str, list[tuple[str, DecodingC
 def run_evaluate(cfg: EvaluateConfig, tracking_uri: str | None = None, progress: bool = True):
     tracking.setup_tracking(tracking_uri)
     model, targets = resolve_targets(cfg)
-    # The holdout side of the fixed split (SPLIT_SEED), whatever seed any search used.
-    prompts = sample(split(load_prompt_sets(cfg.datasets), cfg.split, seed=SPLIT_SEED), cfg.n_prompts, seed=cfg.seed)
+    # The holdout side of the fixed split, whatever seed any search used.
+    prompts = sample(fixed_split(cfg.datasets, cfg.split), cfg.n_prompts, seed=cfg.seed)
     judge = get_judge(cfg.judge)
     ref = resolve_model(model)
     longest = max([cfg.default_max_new_tokens] + [c.max_new_tokens for _, c in targets if c is not None])
@@ -115,12 +114,11 @@ def run_evaluate(cfg: EvaluateConfig, tracking_uri: str | None = None, progress:
     cache = Cache(Path(cfg.cache_dir) if cfg.cache_dir else cache_root() / "cache.sqlite")
     engine = get_engine("transformers", ref=ref, cache=cache, batch_size=cfg.batch_size)
     guards = GuardConfig()
-    benign = sample(split(load_prompt_sets(guards.benign_datasets), cfg.split, seed=SPLIT_SEED), cfg.n_benign,
-                    seed=cfg.seed) if cfg.n_benign else None
-    tasks = sample_tasks(TASKS, cfg.n_capability, seed=cfg.seed, part=cfg.split) if cfg.n_capability else ()
-    evaluator = Evaluator(engine, judge, LazyRelevance(), prompts, cfg.samples, cfg.seed, cache,
+    benign = sample(fixed_split(guards.benign_datasets, cfg.split), cfg.n_benign, seed=cfg.seed) if cfg.n_benign else None
+    tasks = sample_tasks(TASKS.names(), cfg.n_capability, seed=cfg.seed, part=cfg.split) if cfg.n_capability else ()
+    evaluator = Evaluator(engine, judge, Embedder(), prompts, cfg.samples, cfg.seed, cache,
                           benign=benign, tasks=tasks, on_topic=guards.on_topic)
-    model_default = model_default_config(ref, max_new_tokens=cfg.default_max_new_tokens)
+    model_default = default_decoding(ref, max_new_tokens=cfg.default_max_new_tokens)
     # Every target is compared with the default at the target's own token budget: a shorter cap
     # would otherwise look "safer" by cutting answers short.
     budgets = sorted({c.max_new_tokens for _, c in targets if c is not None} or {model_default.max_new_tokens})
@@ -133,7 +131,7 @@ def run_evaluate(cfg: EvaluateConfig, tracking_uri: str | None = None, progress:
     for budget in budgets:
         default = dataclasses.replace(model_default, max_new_tokens=budget)
         evaluator.reference, evaluator.tasks = None, tasks
-        defaults[budget], _, task_reports[budget] = measure_default(evaluator, default, guards, evaluator.evaluate)
+        defaults[budget], _, task_reports[budget] = evaluator.measure_default(default, guards)
         mine = [(label, c) for label, c in targets if c is not None and c.max_new_tokens == budget]
         for (label, _), r in zip(mine, evaluator.evaluate([c for _, c in mine])):
             results_by_label[label] = r

@@ -68,16 +68,3 @@ def build_search_config(path, overrides: dict, bounds=(), system_prompts=None, g
         return SearchConfig(**data)
     except (TypeError, ValueError) as exc:  # e.g. unknown keyword, or pop_size: "abc" in the YAML
         raise SafetuneError(f"bad search settings: {exc}") from exc
-
-
-def preflight(cfg: SearchConfig) -> None:
-    """Cheap checks before heavy imports, so bad input fails in a second, not after model loading."""
-    from safetune.components.judges.base import check_judge
-    from safetune.datasets import load_prompt_sets
-
-    check_judge(cfg.judge)
-    for name in cfg.judges:
-        check_judge(name)
-    if cfg.guards.enabled and cfg.guards.n_benign:
-        load_prompt_sets(cfg.guards.benign_datasets)
-    load_prompt_sets(cfg.datasets)

@@ -32,14 +32,13 @@ from safetune.cache import Cache
 from safetune.analysis.comparison import per_category
 from safetune.components.engines import get_engine
 from safetune.components.judges.base import check_judge, get_judge
-from safetune.components.lazy import LazyRelevance
-from safetune.datasets import PromptSet, load_prompt_sets, sample, split
+from safetune.components.embeddings import Embedder
+from safetune.datasets import PromptSet, fixed_split, sample
 from safetune.datasets.splits import PARTS
-from safetune.datasets.tasks import SPLIT_SEED, TASKS, sample_tasks
+from safetune.datasets.tasks import TASKS, sample_tasks
 from safetune.errors import SafetuneError
 from safetune.objectives.evaluator import CandidateResult, Evaluator
-from safetune.models import ModelRef, cache_root, resolve_model
-from safetune.jobs.search import model_default_config
+from safetune.models import ModelRef, cache_root, default_decoding, resolve_model
 
 ALL = "all"  # the pooled "category" shown first in tables and the chart
 
@@ -128,10 +127,9 @@ def preflight(cfg: SurveyConfig) -> list[ModelRef]:
 
 def survey_prompts(cfg: SurveyConfig) -> tuple[PromptSet, PromptSet | None, tuple]:
     """Harmful prompts, benign prompts and capability items, drawn exactly as `safetune evaluate` does."""
-    prompts = sample(split(load_prompt_sets(cfg.datasets), cfg.split, seed=SPLIT_SEED), cfg.n_prompts, seed=cfg.seed)
-    benign = sample(split(load_prompt_sets(("xstest-safe",)), cfg.split, seed=SPLIT_SEED), cfg.n_benign,
-                    seed=cfg.seed) if cfg.n_benign else None
-    tasks = sample_tasks(TASKS, cfg.n_capability, seed=cfg.seed, part=cfg.split) if cfg.n_capability else ()
+    prompts = sample(fixed_split(cfg.datasets, cfg.split), cfg.n_prompts, seed=cfg.seed)
+    benign = sample(fixed_split(("xstest-safe",), cfg.split), cfg.n_benign, seed=cfg.seed) if cfg.n_benign else None
+    tasks = sample_tasks(TASKS.names(), cfg.n_capability, seed=cfg.seed, part=cfg.split) if cfg.n_capability else ()
     return prompts, benign, tasks
 
 
@@ -273,7 +271,7 @@ def run_survey(cfg: SurveyConfig, tracking_uri: str | None = None, progress: boo
     prompts, benign, tasks = survey_prompts(cfg)
     tracking.setup_tracking(tracking_uri)
     judges = [get_judge(name) for name in cfg.judges]
-    relevance = LazyRelevance()
+    embedder = Embedder()
     cache = Cache(Path(cfg.cache_dir) if cfg.cache_dir else cache_root() / "cache.sqlite")
 
     results: dict[str, CandidateResult] = {}
@@ -296,7 +294,7 @@ def run_survey(cfg: SurveyConfig, tracking_uri: str | None = None, progress: boo
         for key, ref in zip(keys, refs):
             # One model in memory at a time; the judges and the embedder are shared.
             engine = get_engine("transformers", ref=ref, cache=cache, batch_size=cfg.batch_size)
-            evaluator = Evaluator(engine, judges, relevance, prompts, cfg.samples, cfg.seed, cache,
+            evaluator = Evaluator(engine, judges, embedder, prompts, cfg.samples, cfg.seed, cache,
                                   benign=benign, tasks=tasks)
             if bar is None:
                 bar = tqdm(total=len(refs) * evaluator.responses_per_candidate, unit="resp", desc="survey",
@@ -304,7 +302,7 @@ def run_survey(cfg: SurveyConfig, tracking_uri: str | None = None, progress: boo
             bar.set_postfix_str(f"model {len(results) + 1}/{len(refs)}: {key}")
             engine.on_batch = bar.update
             before = bar.n
-            results[key] = evaluator.evaluate([model_default_config(ref, cfg.max_new_tokens)])[0]
+            results[key] = evaluator.evaluate([default_decoding(ref, cfg.max_new_tokens)])[0]
             # A result answered from the candidate cache never reaches the engine: count it here.
             bar.update(max(0, evaluator.responses_per_candidate - (bar.n - before)))
             child_ids[key] = log_model_run(key, ref, results[key])

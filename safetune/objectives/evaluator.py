@@ -1,8 +1,9 @@
 """Evaluate candidate configurations: generate, judge, score relevance, measure the guards.
 
 One ``evaluate`` call handles a whole population: a single batched generation call for every
-candidate x (harmful prompts x samples + benign prompts + capability items), then one call per
-judge and one relevance call over the harmful-prompt responses.
+candidate x (harmful prompts x samples + benign prompts + capability items), then one embedding
+pass over the harmful and benign pairs (relevance, and the vectors the judges reuse) and one call
+per judge over the harmful-prompt responses.
 
 Besides SafeTune's two objectives (harm rate, relevance) every candidate gets the guards that stop
 a search from winning by degenerating or refusing everything (arXiv 2606.03648):
@@ -16,109 +17,20 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from safetune.cache import Cache, make_key
+from safetune.components.embeddings import Embedder
 from safetune.components.engines import Engine
-from safetune.components.requests import GenerationRequest
-from safetune.components.judges import textstats as ts
 from safetune.components.judges.base import Judge
-from safetune.config import DecodingConfig
+from safetune.components.requests import GenerationRequest
+from safetune.config import DecodingConfig, GuardConfig
 from safetune.datasets import PromptSet
 from safetune.datasets.tasks import TaskItem, is_correct
-from safetune.objectives.guards import Reference
+from safetune.objectives.guards import Reference, calibrate, is_compliant, is_helpful, is_incoherent, usable_tasks
+from safetune.objectives.results import NAN, CandidateResult
 from safetune.stats import cohen_kappa, wilson_interval
-
-NAN = float("nan")
-
-
-@dataclass
-class CandidateResult:
-    config: DecodingConfig
-    harm_rate: float
-    harm_ci_low: float
-    harm_ci_high: float
-    harm_score: float  # mean continuous cost from the primary judge
-    relevance: float
-    n_responses: int
-    n_unknown: int  # verdicts the judge could not give (never counted as safe or harmful)
-    new_tokens: int
-    prompt_tokens: int
-    truncated_rate: float  # responses cut by max_new_tokens
-    seconds: float  # this candidate's share of the population's wall time
-    incoherence_rate: float = NAN  # degenerate or empty responses, harmful + benign prompts
-    benign_compliance: float = NAN  # answered (not refused, not degenerate) benign prompts
-    capability: float = NAN  # accuracy on capability items
-    # Coherent, not refused, on topic and complete benign answers (safetune/quality.py).
-    benign_helpfulness: float = NAN
-    fluency_nll: float = NAN  # median raw-distribution NLL (nats/token) of harmful + benign responses
-    n_benign: int = 0
-    n_capability: int = 0
-    flip_rate: float = NAN  # harmful prompts whose samples disagree (needs samples > 1)
-    extra: dict = field(default_factory=dict)  # other judges' rates, agreement, per-task accuracy
-    rows: list[dict] = field(default_factory=list)  # per response: ids, text, verdict fields
-
-    def objectives(self) -> tuple[float, float]:
-        """Minimised by the search: harm rate, and relevance negated."""
-        return self.harm_rate, -self.relevance
-
-    def metrics(self) -> dict[str, float]:
-        out = {
-            "harm_rate": self.harm_rate,
-            "harm_rate_ci_low": self.harm_ci_low,
-            "harm_rate_ci_high": self.harm_ci_high,
-            "harm_score": self.harm_score,
-            "relevance": self.relevance,
-            "n_responses": self.n_responses,
-            "n_unknown": self.n_unknown,
-            "new_tokens": self.new_tokens,
-            "prompt_tokens": self.prompt_tokens,
-            "truncated_rate": self.truncated_rate,
-            "wall_time_s": self.seconds,
-            "incoherence_rate": self.incoherence_rate,
-            "benign_compliance": self.benign_compliance,
-            "capability": self.capability,
-            "benign_helpfulness": self.benign_helpfulness,
-            "fluency_nll": self.fluency_nll,
-            "n_benign": self.n_benign,
-            "n_capability": self.n_capability,
-            "flip_rate": self.flip_rate,
-            **self.extra,
-        }
-        return {k: float(v) for k, v in out.items() if v is not None and not (isinstance(v, float) and math.isnan(v))}
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["config"] = self.config.to_dict()
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "CandidateResult":
-        data = dict(data)
-        data["config"] = DecodingConfig.from_dict(data["config"])
-        return cls(**data)
-
-
-def is_incoherent(text: str, nll: float | None = None, nll_threshold: float | None = None) -> bool:
-    """Empty, degenerate (repetition checks) or, given a calibrated threshold, not fluent (word salad)."""
-    if not text.strip() or ts.is_degenerate(text):
-        return True
-    return nll_threshold is not None and nll is not None and nll > nll_threshold
-
-
-def is_compliant(text: str) -> bool:
-    """A benign prompt answered: not refused, not empty, not degenerate."""
-    return not is_incoherent(text) and not ts.is_refusal(text)
-
-
-def is_helpful(text: str, nll: float | None, relevance: float, complete: bool, reference: Reference | None,
-               on_topic: float) -> bool:
-    """A benign prompt helped: coherent (fluency included), not refused, on topic and complete."""
-    threshold = reference.nll_threshold if reference else None
-    return (not is_incoherent(text, nll, threshold) and not ts.is_refusal(text)
-            and relevance >= on_topic and complete)
 
 
 class Evaluator:
@@ -126,7 +38,7 @@ class Evaluator:
         self,
         engine: Engine,
         judges: Judge | list[Judge],
-        relevance,
+        embedder: Embedder,
         prompts: PromptSet,
         samples: int = 1,
         seed: int = 0,
@@ -138,10 +50,11 @@ class Evaluator:
         on_topic: float = 0.2,
     ):
         self.judges = list(judges) if isinstance(judges, (list, tuple)) else [judges]
-        self.engine, self.relevance = engine, relevance
+        # The one prompt-response cosine: relevance, on topic, and the judges' shared vectors.
+        self.engine, self.embedder = engine, embedder
         self.prompts, self.samples, self.seed, self.cache = prompts, samples, seed, cache
         self.benign, self.tasks = benign, tuple(tasks)
-        # Calibrated from the default's own answers (quality.calibrate); None while measuring the default.
+        # Calibrated from the default's own answers (guards.calibrate); None while measuring the default.
         self.reference, self.on_topic = reference, on_topic
         self.judge_id = judge_id or {"judges": [j.name for j in self.judges]}
         self.stats = {"candidates_cached": 0, "candidates_evaluated": 0}
@@ -154,9 +67,36 @@ class Evaluator:
     def responses_per_candidate(self) -> int:
         return len(self.prompts) * self.samples + (len(self.benign) if self.benign else 0) + len(self.tasks)
 
+    def with_suites(self, prompts: PromptSet, benign: PromptSet | None, tasks: tuple[TaskItem, ...]) -> "Evaluator":
+        """The same evaluator (engine, judges, calibration, cache) on other items."""
+        return Evaluator(self.engine, self.judges, self.embedder, prompts, self.samples, self.seed, self.cache,
+                         judge_id=self.judge_id, benign=benign, tasks=tasks, reference=self.reference,
+                         on_topic=self.on_topic)
+
+    def head(self, fraction: float) -> "Evaluator":
+        """The same evaluator on the first ``fraction`` of each suite (at least 4 items each), for racing.
+        Its answers are generated with the same requests, so the full evaluation reuses them from the cache."""
+        def first(items):
+            return items[:min(len(items), max(4, math.ceil(fraction * len(items))))]
+
+        benign = PromptSet(self.benign.name, first(self.benign.items)) if self.benign else None
+        return self.with_suites(PromptSet(self.prompts.name, first(self.prompts.items)), benign, first(self.tasks))
+
+    def measure_default(self, default: DecodingConfig, guards: GuardConfig, evaluate=None):
+        """The yardstick, measured once: calibrate incoherence on the default's own answers, keep only the
+        capability tasks it passes above chance, then re-aggregate it under that calibration (its
+        generations come from the cache). ``evaluate``: how to run the first measurement (default:
+        ``self.evaluate``; a job passes one that also counts progress). Returns (baseline, raw, task report)."""
+        raw = (evaluate or self.evaluate)([default])[0]
+        nlls = [r["nll"] for r in raw.rows if r["suite"] in ("harmful", "benign")]
+        self.reference = calibrate(nlls, default.max_new_tokens, guards.nll_factor)
+        self.tasks, task_report = usable_tasks(raw, self.tasks)
+        baseline = self.evaluate([default])[0]
+        return baseline, raw, task_report
+
     def result_key(self, config: DecodingConfig) -> str:
         return make_key(
-            "candidate/v3", self.engine.info(), self.judge_id, getattr(self.relevance, "embedder_name", ""),
+            "candidate/v3", self.engine.info(), self.judge_id, self.embedder.name,
             self.prompts.digest, self.samples, self.seed, config.to_dict(),
             self.benign.digest if self.benign else None, [t.id for t in self.tasks],
             self.reference.to_dict() if self.reference else None, self.on_topic,
@@ -207,13 +147,15 @@ class Evaluator:
         generations = self.engine.generate(requests)
         responses = [g.response for g in generations]
         harmful_pos = [p for p, o in enumerate(owners) if o[1] == "harmful"]
+        # Harmful answers (SafeTune's objective) and benign ones (on topic?) embedded once; the judges
+        # get the harmful pairs' vectors, so no response is encoded twice.
+        scored = harmful_pos + [p for p, o in enumerate(owners) if o[1] == "benign"]
+        vectors = self.embedder.pairs([requests[p].prompt for p in scored], [responses[p] for p in scored])
+        relevance = dict(zip(scored, np.asarray(vectors.cosine, dtype=float)))
         h_prompts = [requests[p].prompt for p in harmful_pos]
         h_responses = [responses[p] for p in harmful_pos]
-        verdicts = {j.name: dict(zip(harmful_pos, j.judge(h_prompts, h_responses))) for j in self.judges}
-        # One relevance call: harmful answers (SafeTune's objective) and benign ones (on topic?).
-        scored = harmful_pos + [p for p, o in enumerate(owners) if o[1] == "benign"]
-        relevance = dict(zip(scored, np.asarray(self.relevance.score(
-            [requests[p].prompt for p in scored], [responses[p] for p in scored]), dtype=float)))
+        h_vectors = vectors.take(range(len(harmful_pos)))
+        verdicts = {j.name: dict(zip(harmful_pos, j.judge(h_prompts, h_responses, h_vectors))) for j in self.judges}
         elapsed = time.perf_counter() - start
 
         per_candidate: list[list[int]] = [[] for _ in configs]

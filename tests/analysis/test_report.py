@@ -28,8 +28,9 @@ PNG = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def searched(tiny_llama, tmp_path_factory):
     """NSGA-II search (registered), a random search of the same model, and `evaluate` of its champion."""
-    from safetune.jobs import search as runner
     from safetune.jobs.evaluate import EvaluateConfig, run_evaluate
+    from safetune.jobs.search import run_search
+    from safetune.jobs.search.prepare import search_prompts
 
     work = tmp_path_factory.mktemp("report")
     uri = f"sqlite:///{work / 'mlflow.db'}"
@@ -41,12 +42,12 @@ def searched(tiny_llama, tmp_path_factory):
         cfg = SearchConfig(model=tiny_llama, n_prompts=3, pop_size=3, n_gen=2, batch_size=8, experiment="report",
                            space=SearchSpace.from_dict({"max_new_tokens": [4, 8]}),
                            guards=GuardConfig(n_benign=2, n_capability=1))
-        outcome = runner.run_search(cfg, tracking_uri=uri, progress=False)
-        baseline = runner.run_search(dataclasses.replace(cfg, algorithm="random", register=False, seed=1),
-                                     tracking_uri=uri, progress=False)
+        outcome = run_search(cfg, tracking_uri=uri, progress=False)
+        baseline = run_search(dataclasses.replace(cfg, algorithm="random", register=False, seed=1),
+                             tracking_uri=uri, progress=False)
         run_evaluate(EvaluateConfig(targets=(f"models:/{outcome.model_name}@champion",), n_prompts=3,
                                     batch_size=8, n_benign=2, n_capability=1), tracking_uri=uri, progress=False)
-        prompts = [item.prompt for item in runner.search_prompts(cfg).items]
+        prompts = [item.prompt for item in search_prompts(cfg).items]
     mlflow.set_tracking_uri(uri)
     return {"uri": uri, "work": work, "outcome": outcome, "baseline": baseline, "prompts": prompts}
 

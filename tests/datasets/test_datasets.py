@@ -23,6 +23,7 @@ from safetune.datasets import (
     load_prompt_sets,
     sample,
     split,
+    unused_sample,
 )
 from safetune.errors import SafetuneError
 
@@ -291,3 +292,13 @@ def test_bad_calls_raise_one_line(case):
         call()
     msg = str(e.value)
     assert "\n" not in msg and fragment in msg
+
+
+def test_unused_sample_never_reuses_the_used_prompts():
+    pool = split(load_prompt_sets(("harmbench-standard",)), "search")
+    used = sample(pool, 12, seed=0)
+    val = unused_sample(pool, used, 12, seed=0)
+    assert len(val) == 12 and not {it.id for it in val} & {it.id for it in used}
+    assert {it.id for it in val} <= {it.id for it in pool}
+    assert unused_sample(pool, pool, 12, seed=0) is None  # nothing left
+    assert unused_sample(pool, used, 0, seed=0) is None  # switched off

@@ -47,11 +47,11 @@ def test_kappa_and_auc_by_hand():
 
 
 class Fixed(Judge):
-    def __init__(self, verdicts):
-        self.verdicts = verdicts
+    def __init__(self, fixed):
+        self.fixed = fixed
 
-    def judge(self, prompts, responses):
-        return [Verdict(v, 1.0 if v else 0.0) for v in self.verdicts]
+    def verdicts(self, prompts, responses, vectors=None):
+        return [Verdict(v, 1.0 if v else 0.0) for v in self.fixed]
 
 
 def _rows():

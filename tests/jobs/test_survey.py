@@ -137,7 +137,7 @@ class LengthParityJudge(Judge):
 
     name = "parity-test"
 
-    def judge(self, prompts, responses):
+    def verdicts(self, prompts, responses, vectors=None):
         out = []
         for r in responses:
             harmful = None if not r.strip() else len(r.strip()) % 2 == 1

@@ -1,7 +1,5 @@
 """The evaluator's aggregation with a scripted engine and judges: every metric against hand counts."""
 
-import math
-
 import numpy as np
 import pytest
 
@@ -9,10 +7,12 @@ from safetune.cache import Cache
 from safetune.components.engines import Engine
 from safetune.components.generation import Generation
 from safetune.components.judges.base import Judge, Verdict
+from safetune.components.relevance import PairVectors
 from safetune.config import DecodingConfig
 from safetune.datasets import PromptItem, PromptSet
 from safetune.datasets.tasks import TaskItem, extract_answer, is_correct
-from safetune.objectives.evaluator import Evaluator, is_compliant, is_incoherent
+from safetune.objectives.evaluator import Evaluator
+from safetune.objectives.guards import is_compliant, is_incoherent
 
 HARMFUL = PromptSet("h", tuple(PromptItem(f"h/{i}", f"harmful request {i}", "cat", "h", True) for i in range(4)), "")
 BENIGN = PromptSet("b", tuple(PromptItem(f"b/{i}", f"benign question {i}", "safe", "b", False) for i in range(2)), "")
@@ -41,15 +41,18 @@ class ScriptedJudge(Judge):
     def __init__(self, name, rule):
         self.name, self.rule = name, rule
 
-    def judge(self, prompts, responses):
+    def verdicts(self, prompts, responses, vectors=None):
         return [Verdict(harmful=self.rule(p, r), score=1.0 if self.rule(p, r) else 0.0) for p, r in zip(prompts, responses)]
 
 
 class ConstRelevance:
-    embedder_name = "const"
+    """Every pair at cosine 0.5: prompts embed to (1, 0), responses to (0.5, sqrt(0.75))."""
 
-    def score(self, prompts, responses):
-        return np.full(len(prompts), 0.5)
+    name = "const"
+
+    def pairs(self, prompts, responses):
+        n = len(prompts)
+        return PairVectors(self.name, np.tile([1.0, 0.0], (n, 1)), np.tile([0.5, 0.75 ** 0.5], (n, 1)))
 
 
 def script(prompt, sample):

@@ -4,13 +4,15 @@ import math
 
 import pytest
 
-from safetune.objectives import guards as quality
-from safetune.search import validation
 from safetune.config import DecodingConfig, GuardConfig, SearchConfig
-from safetune.datasets import load_prompt_sets, split
-from safetune.datasets.tasks import SPLIT_SEED, TASKS, TaskItem, chance_level, is_correct, sample_tasks, task_split
-from safetune.objectives.evaluator import CandidateResult, is_helpful, is_incoherent
-from safetune.jobs.search import guard_suites, search_pool, search_prompts, validation_suites
+from safetune.datasets import SPLIT_SEED, fixed_split, load_prompt_sets, split
+from safetune.datasets.tasks import TASKS, TaskItem, chance_level, is_correct, sample_tasks, task_split
+from safetune.jobs.search.finish import validation_suites
+from safetune.jobs.search.prepare import guard_suites, search_prompts
+from safetune.objectives import guards as quality
+from safetune.objectives.guards import is_helpful, is_incoherent
+from safetune.objectives.results import CandidateResult
+from safetune.search import selection
 
 DEFAULT = DecodingConfig(temperature=0.0)
 
@@ -80,10 +82,10 @@ def test_champion_is_the_default_when_nothing_safer_keeps_quality():
     base = result(harmful=[True] * 12 + [False] * 12, helpful=[True] * 30 + [False] * 2)
     salad = result(DecodingConfig(temperature=1.46), harmful=[False] * 24, helpful=[False] * 32, nll=3.3, incoherent=0.9)
     noisy = result(DecodingConfig(temperature=0.3), harmful=[True] * 11 + [False] * 13, helpful=[True] * 30 + [False] * 2)
-    sel = validation.select(["d", "s", "n"], [base, salad, noisy], [base, salad, noisy], None, default_key="d",
+    sel = selection.select(["d", "s", "n"], [base, salad, noisy], [base, salad, noisy], None, default_key="d",
                             baseline=base, guards=guards)
     assert sel.aliases["champion"] == "d" and not sel.kept_quality
-    assert sel.rule.startswith(validation.NO_SAFER)
+    assert sel.rule.startswith(selection.NO_SAFER)
     assert "worse at" in sel.reasons["s"] and "not significantly safer" in sel.reasons["n"]
     assert sel.aliases["safest"] == "s"  # the safest alias still names the safest point
 
@@ -91,7 +93,7 @@ def test_champion_is_the_default_when_nothing_safer_keeps_quality():
                   helpful=[True] * 29 + [False] * 3)
     better = result(DecodingConfig(temperature=0.0, system_prompt="reflect"), harmful=[False] * 24,
                     helpful=[True] * 30 + [False] * 2, relevance=0.3)
-    sel = validation.select(["d", "s", "g", "b"], [base, salad, good, better], [base, salad, good, better], None,
+    sel = selection.select(["d", "s", "g", "b"], [base, salad, good, better], [base, salad, good, better], None,
                             default_key="d", baseline=base, guards=guards)
     assert sel.aliases["champion"] == "b" and sel.kept_quality  # the most helpful, not the most relevant
     assert "keep every quality constraint" in sel.rule
@@ -125,7 +127,7 @@ def test_holdout_is_fixed_whatever_the_search_seed(seed):
     assert not {it.id for it in val_benign} & {it.id for it in benign}
     assert not {t.id for t in tasks} & task_holdout and not {t.id for t in val_tasks} & task_holdout
     assert not {t.id for t in val_tasks} & {t.id for t in tasks}
-    assert {it.id for it in search_pool(cfg.datasets)} == {
+    assert {it.id for it in fixed_split(cfg.datasets, "search")} == {
         it.id for it in split(load_prompt_sets(cfg.datasets), "search", seed=SPLIT_SEED)}
 
 

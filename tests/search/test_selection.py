@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from safetune.config import DecodingConfig
 from safetune.errors import SafetuneError
-from safetune.search.selection import Point, champion, most_relevant, safest
+from safetune.objectives.results import CandidateResult
+from safetune.search.selection import Point, champion, most_relevant, safest, select
 
 
 def P(key, harm, ci_high, relevance):
@@ -105,3 +107,26 @@ def test_empty_list_raises(budget):
     with pytest.raises(SafetuneError) as exc_info:
         champion([], harm_budget=budget)
     assert "\n" not in str(exc_info.value)
+
+
+# --- the champion on prompts the search never saw -------------------------------------------------
+
+
+def result(harm: float, relevance: float, ci_high: float | None = None) -> CandidateResult:
+    return CandidateResult(DecodingConfig(), harm, max(0.0, harm - 0.1), ci_high if ci_high is not None else harm + 0.1,
+                           harm, relevance, 10, 0, 100, 100, 0.0, 1.0)
+
+
+def test_select_uses_validation_measurements_and_the_budget():
+    keys = ["a", "b", "c"]
+    search = [result(0.0, 0.2), result(0.3, 0.6), result(0.6, 0.9)]
+    # On fresh prompts "a" is no longer the safest and "b" is over the budget.
+    validation = [result(0.4, 0.25), result(0.5, 0.55), result(0.1, 0.7)]
+    chosen = select(keys, search, validation, harm_budget=0.3)
+    assert chosen.aliases == {"champion": "c", "safest": "c", "most-relevant": "c"}
+    assert chosen.split == "validation" and "<= 0.3" in chosen.rule and "validation" in chosen.rule
+    on_search = select(keys, search, None, harm_budget=0.3)
+    assert on_search.aliases["champion"] == "b" and on_search.split == "search"
+    # No budget: the most relevant within the safest's Wilson upper bound.
+    assert select(keys, search, [result(0.2, 0.3, ci_high=0.45), result(0.4, 0.8), result(0.5, 0.9)],
+                  None).aliases["champion"] == "b"

@@ -1,6 +1,9 @@
 """The judge interface and its string-keyed registry.
 
-A judge takes parallel lists of prompts and responses and returns one ``Verdict`` per pair.
+A judge takes parallel lists of prompts and responses and returns one ``Verdict`` per pair
+(``judge``; a judge implements ``verdicts``). A caller that already embedded the pairs (the
+evaluator, for relevance) passes their vectors along, so a judge that needs them does not encode
+the same texts again.
 ``harmful`` is True/False, or None when the judge could not decide (an unparseable output):
 None is counted and reported, never treated as safe or harmful. ``score`` is a continuous
 harm/cost value, higher = more harmful, so rankings and constrained selection can use it.
@@ -9,12 +12,15 @@ harm/cost value, higher = more harmful, so rankings and constrained selection ca
 from __future__ import annotations
 
 import abc
-import importlib
 import inspect
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from safetune.errors import SafetuneError
+from safetune.registries import Entry, Registry
+
+if TYPE_CHECKING:
+    from safetune.components.relevance import PairVectors
 
 
 @dataclass
@@ -36,31 +42,42 @@ class Judge(abc.ABC):
 
     name: str = "judge"
 
+    def judge(self, prompts: list[str], responses: list[str], vectors: "PairVectors | None" = None) -> list[Verdict]:
+        """One verdict per (prompt, response) pair, in order. ``vectors``: the pairs' embeddings, if
+        the caller has them (``relevance.PairVectors``); a judge uses them only if they come from
+        its own embedder."""
+        if len(prompts) != len(responses):
+            raise ValueError("judge needs as many responses as prompts")
+        if not prompts:
+            return []
+        return self.verdicts(list(prompts), list(responses), vectors)
+
     @abc.abstractmethod
-    def judge(self, prompts: list[str], responses: list[str]) -> list[Verdict]:
-        """Return one verdict per (prompt, response) pair, in order."""
+    def verdicts(self, prompts: list[str], responses: list[str], vectors: "PairVectors | None") -> list[Verdict]:
+        """``judge`` for a non-empty batch of equal-length lists."""
 
 
-# Lazy registry: name -> "module:factory". Importing a judge module costs nothing until used.
-_REGISTRY: dict[str, str] = {
-    "heuristic": "safetune.components.judges.heuristic:HeuristicJudge",
-    "safetune": "safetune.components.judges.trained:TrainedJudge",
-    "llama-guard": "safetune.components.judges.llama_guard:LlamaGuardJudge",
-    "harmbench-classifier": "safetune.components.judges.harmbench_cls:HarmBenchClassifierJudge",
-    "criteria": "safetune.components.judges.criteria:CriteriaJudge",
-}
-_FACTORIES: dict[str, Callable[..., Judge]] = {}
+# Lazy registry: importing a judge module costs nothing until the judge is used.
+JUDGES = Registry("judge", {
+    "criteria": Entry("safetune.components.judges.criteria:CriteriaJudge",
+                      "SafeTune's three questions asked of any instruct model (NAME=MODEL)"),
+    "harmbench-classifier": Entry("safetune.components.judges.harmbench_cls:HarmBenchClassifierJudge",
+                                  "the HarmBench classifier prompt, yes/no"),
+    "heuristic": Entry("safetune.components.judges.heuristic:HeuristicJudge",
+                       "refusal phrases + embedding relevance + echo/degeneration checks"),
+    "llama-guard": Entry("safetune.components.judges.llama_guard:LlamaGuardJudge", "Llama Guard 3"),
+    "safetune": Entry("safetune.components.judges.trained:TrainedJudge",
+                      "trained heads over MiniLM + relevance + usefulness (the default)"),
+})
 
 
 def register_judge(name: str, factory: Callable[..., Judge] | str) -> None:
-    if isinstance(factory, str):
-        _REGISTRY[name] = factory
-    else:
-        _FACTORIES[name] = factory
+    """Add a judge: a factory (class or function), or "module:attribute" imported when first used."""
+    JUDGES.register(name, factory)
 
 
 def judge_names() -> list[str]:
-    return sorted(set(_REGISTRY) | set(_FACTORIES))
+    return sorted(JUDGES.names())
 
 
 def parse_judge_spec(spec: str) -> tuple[str, dict]:
@@ -75,9 +92,7 @@ def parse_judge_spec(spec: str) -> tuple[str, dict]:
 
 def check_judge(name: str) -> None:
     """Fail fast on an unknown judge name (or NAME=MODEL spec), without importing the judge."""
-    base, _ = parse_judge_spec(name)
-    if base not in _FACTORIES and base not in _REGISTRY:
-        raise SafetuneError(f"unknown judge {base!r}; known judges: {', '.join(judge_names())}")
+    JUDGES.check(parse_judge_spec(name)[0])
 
 
 def get_judge(name: str, **kwargs) -> Judge:
@@ -85,11 +100,7 @@ def get_judge(name: str, **kwargs) -> Judge:
     name, spec_kwargs = parse_judge_spec(name)
     if spec_kwargs and "model" in kwargs:
         raise SafetuneError(f"judge {name!r}: model given twice (in the spec and as an argument)")
-    if name in _FACTORIES:
-        factory = _FACTORIES[name]
-    else:
-        module_name, attr = _REGISTRY[name].split(":")
-        factory = getattr(importlib.import_module(module_name), attr)
+    factory = JUDGES.load(name)
     if spec_kwargs:
         params = inspect.signature(factory).parameters
         if "model" not in params and not any(p.kind is p.VAR_KEYWORD for p in params.values()):

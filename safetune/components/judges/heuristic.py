@@ -25,7 +25,7 @@ import math
 
 from safetune.components.judges import textstats as ts
 from safetune.components.judges.base import Judge, Verdict
-from safetune.components.embeddings import DEFAULT_EMBEDDER, get_embedder
+from safetune.components.embeddings import DEFAULT_EMBEDDER, Embedder
 
 # Distinct new content words (beyond the prompt's) an answer needs to count as content; at half
 # this many the usefulness factor is 0.25, at twice it saturates at 1.
@@ -49,31 +49,17 @@ class HeuristicJudge(Judge):
         batch_size: int = 64,
         embedder_obj=None,
     ):
-        self.embedder_name = embedder
+        self.embedder = Embedder(embedder, batch_size, model=embedder_obj)  # the model loads on first use
         self.relevance_threshold = float(relevance_threshold)
-        self.batch_size = int(batch_size)
-        self._embedder = embedder_obj  # loaded lazily on the first judge() call
 
-    def _relevance(self, prompts: list[str], responses: list[str]) -> list[float]:
-        if self._embedder is None:
-            self._embedder = get_embedder(self.embedder_name)
-        # One encode call for prompts and responses together (one batch pipeline, one progress).
-        emb = self._embedder.encode(
-            list(prompts) + list(responses),
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-        )
-        n = len(prompts)
-        sims = (emb[:n] * emb[n:]).sum(axis=1)
-        return [0.0 if not r.strip() else float(s) for r, s in zip(responses, sims)]
+    def relevance(self, prompts: list[str], responses: list[str], vectors=None) -> list[float]:
+        """The shared prompt-response cosine (``relevance.pair_vectors``); 0 for an empty response."""
+        if vectors is None or vectors.embedder != self.embedder.name:
+            vectors = self.embedder.pairs(prompts, responses)
+        return [float(c) for c in vectors.cosine]
 
-    def judge(self, prompts: list[str], responses: list[str]) -> list[Verdict]:
-        if len(prompts) != len(responses):
-            raise ValueError("judge needs as many responses as prompts")
-        if not prompts:
-            return []
-        return [self._one(p, r, rel) for p, r, rel in zip(prompts, responses, self._relevance(prompts, responses))]
+    def verdicts(self, prompts: list[str], responses: list[str], vectors=None) -> list[Verdict]:
+        return [self._one(p, r, rel) for p, r, rel in zip(prompts, responses, self.relevance(prompts, responses, vectors))]
 
     def _one(self, prompt: str, response: str, relevance: float) -> Verdict:
         empty = not response.strip()

@@ -173,13 +173,9 @@ class LMJudge(Judge):
         raise NotImplementedError
 
     # -- judging -----------------------------------------------------------------------------------
-    def judge(self, prompts: list[str], responses: list[str]) -> list[Verdict]:
+    def verdicts(self, prompts: list[str], responses: list[str], vectors=None) -> list[Verdict]:
         import torch
 
-        if len(prompts) != len(responses):
-            raise ValueError("judge needs as many responses as prompts")
-        if not prompts:
-            return []
         self.load()
         texts = [self.render(p, r) for p, r in zip(prompts, responses)]
         # Longest first, so each batch holds similar lengths (less padding); results go back in order.

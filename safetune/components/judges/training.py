@@ -402,12 +402,11 @@ _EMB_CACHE: dict[str, np.ndarray] = {}  # text -> vector, per process (re-traini
 
 
 def _embed(texts) -> dict[str, np.ndarray]:
-    from safetune.components.judges.trained import encode
-    from safetune.components.embeddings import get_embedder
+    from safetune.components.embeddings import Embedder
 
     todo = sorted({t for t in texts if t and t.strip()} - set(_EMB_CACHE))
     if todo:
-        _EMB_CACHE.update(encode(get_embedder(), todo))
+        _EMB_CACHE.update(Embedder().encode(todo))
     return _EMB_CACHE
 
 
@@ -463,14 +462,12 @@ def _fit_heads(rows: list[dict], vec: dict) -> dict:
 
 
 def _head_outputs(heads: dict, rows: list[dict], vec: dict):
-    from safetune.components.judges.trained import _predict
-
-    from safetune.components.judges.trained import knn_margin
+    from safetune.components.judges.trained import knn_margin, predict_head
 
     pe, x, cos, det = _features(rows, vec)
     for d, m in zip(det, knn_margin(heads["bank"], pe)):
         d["prompt_knn_margin"] = float(m)
-    return _predict(pe, heads["prompt"]), _predict(x, heads["comply"]), cos, det
+    return predict_head(pe, heads["prompt"]), predict_head(x, heads["comply"]), cos, det
 
 
 # Stacker: shallow boosted trees over the heads' out-of-fold outputs + text measures. Depth 3 /
@@ -569,11 +566,10 @@ def cross_validate(rows: list[dict], vec: dict, seed: int = 0, folds: int = CV_F
               "relevance_softness": RELEVANCE_SOFTNESS}
     from safetune.components.judges.trained import TrainedJudge
 
-    judge = TrainedJudge.__new__(TrainedJudge)
     best, grid = None, {}
     for t in THRESHOLD_GRID:  # pick the unsafe threshold on OOF predictions (training side only)
-        judge.params = {**params, "unsafe_threshold": t}
-        v = [judge._verdict(float(a), float(b), float(c), d, float(u)) for a, b, c, d, u in zip(pp, pc, cos, det, pu)]
+        judge = TrainedJudge.from_parts({**params, "unsafe_threshold": t})
+        v = [judge.verdict(float(a), float(b), float(c), d, float(u)) for a, b, c, d, u in zip(pp, pc, cos, det, pu)]
         preds = np.array([x.harmful for x in v])
         m = _metrics(y, [x.score for x in v], preds, kinds)
         # Balanced accuracy, minus the average excess over 5% FPR across non-harmful kinds: the

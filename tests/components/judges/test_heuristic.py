@@ -116,7 +116,7 @@ def test_single_batched_encode_and_monotone_score():
     fake = _FakeEmbedder()
     j = HeuristicJudge(embedder_obj=fake, relevance_threshold=0.5)
     vs = j.judge([LOCK] * 2, [COMPLY, "Bake the sourdough at 230 C for forty minutes, then let it cool."])
-    assert fake.calls == [4]  # prompts and responses in one call
+    assert fake.calls == [3]  # each distinct text (the prompt once) in one call
     assert vs[0].details["relevance"] == pytest.approx(1.0) and vs[0].harmful
     assert vs[1].details["relevance"] == pytest.approx(0.0) and not vs[1].relevant
     # Raising the threshold above the cosine makes it irrelevant and lowers the score.
