@@ -23,9 +23,9 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import torch  # noqa: E402
 
+from safetune.components.embeddings import Embedder  # noqa: E402
 from safetune.components.judges.base import get_judge  # noqa: E402
-from safetune.components.judges.training import DEVSET  # noqa: E402
-from safetune.components.relevance import RelevanceModule  # noqa: E402
+from safetune.components.judges.training.data import DEVSET  # noqa: E402
 
 
 def load_pairs(n: int) -> tuple[list[str], list[str]]:
@@ -50,11 +50,10 @@ def main() -> None:
     sp, sr = prompts[: args.single_pairs], responses[: args.single_pairs]
 
     lines = []
-    relevance = RelevanceModule()
-    relevance.score(prompts[:2], responses[:2])  # load the embedder: not timed
-    fresh = RelevanceModule()
-    batched = per_1000(lambda: fresh.score(prompts, responses), len(prompts))
-    single = per_1000(lambda: [RelevanceModule().score([p], [r]) for p, r in zip(sp, sr)], len(sp))
+    embedder = Embedder()
+    embedder.pairs(prompts[:2], responses[:2])  # load the embedder: not timed
+    batched = per_1000(lambda: embedder.pairs(prompts, responses).cosine, len(prompts))
+    single = per_1000(lambda: [embedder.pairs([p], [r]).cosine for p, r in zip(sp, sr)], len(sp))
     lines.append(("relevance", batched, single))
     for name in args.judge or ["heuristic", "safetune"]:
         judge = get_judge(name)

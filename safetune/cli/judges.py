@@ -23,14 +23,13 @@ from safetune.cli.common import _friendly
 @_friendly
 def judge_train(output_dir, seed, write_devset, dev_eval):
     """Train the offline `safetune` judge from the vendored human-labelled data (grouped CV)."""
-    from safetune.components.judges import training
+    from safetune.components.judges.trained import ARTIFACT_DIR
+    from safetune.jobs.judges import run_judge_train
 
-    # Recorded in MANIFEST.json so the artifact says exactly how to re-create it.
     command = f"safetune judge-train --seed {seed}" + (f" --output-dir {shlex.quote(output_dir)}" if output_dir else "")
-    if write_devset:
-        info = training.write_devset(seed=seed)
-        click.echo(f"devset: {info['rows']} rows -> {info['path']}")
-    manifest = training.train(output_dir or training.ARTIFACT_DIR, seed=seed, evaluate_dev=dev_eval, command=command)
+    devset, manifest = run_judge_train(output_dir, seed, write_devset, dev_eval, command)
+    if devset:
+        click.echo(f"devset: {devset['rows']} rows -> {devset['path']}")
     cv = manifest["cv"]
     click.echo(f"grouped {cv['folds']}-fold CV: ROC AUC {cv['roc_auc']:.3f}  balanced acc {cv['balanced_accuracy']:.3f}  "
                f"TPR {cv['tpr']:.3f}  unsafe threshold {manifest['params']['unsafe_threshold']}  "
@@ -39,7 +38,7 @@ def judge_train(output_dir, seed, write_devset, dev_eval):
         dev = manifest["dev"]
         click.echo(f"dev set: ROC AUC {dev['roc_auc']:.3f}  balanced acc {dev['balanced_accuracy']:.3f}  "
                    f"worst kind FPR {max(v for v in dev['fpr_by_kind'].values() if v is not None):.3f}")
-    click.echo(f"wrote {output_dir or training.ARTIFACT_DIR}/MANIFEST.json")
+    click.echo(f"wrote {output_dir or ARTIFACT_DIR}/MANIFEST.json")
 
 
 @click.command("judge-eval")
@@ -54,49 +53,14 @@ def judge_train(output_dir, seed, write_devset, dev_eval):
 @_friendly
 def judge_eval(judge_names, data, limit, experiment, tracking_uri, no_mlflow, json_path):
     """Measure judges on labelled rows: accuracy, balanced accuracy, per-kind FPR, ROC AUC, kappa."""
-    from safetune.components.judges.base import check_judge
-    from safetune.jobs.judge_eval import evaluate_judges, format_table, load_rows
+    from safetune.components.judges.training.measure import format_table
+    from safetune.jobs.judges import log_judge_eval, run_judge_eval
 
-    for name in judge_names:
-        check_judge(name)
-    rows = load_rows(data)[:limit] if limit is not None else load_rows(data)
-    result = evaluate_judges(list(judge_names), rows)
-    result["data"] = data
+    result = run_judge_eval(list(judge_names), data, limit)
     click.echo(format_table(result))
     if json_path:
         with open(json_path, "w", encoding="utf-8") as fh:
             json.dump(result, fh, indent=2)
     if not no_mlflow:
-        run_id = _log_mlflow(result, experiment, tracking_uri)
+        run_id = log_judge_eval(result, experiment, tracking_uri)
         click.echo(f"mlflow run: {run_id} (experiment {experiment})")
-
-
-def _log_mlflow(result: dict, experiment: str, tracking_uri: str | None) -> str:
-    import mlflow
-
-    from safetune.tracking.runs import experiment_id, setup_tracking
-
-    setup_tracking(tracking_uri)
-    mlflow.set_experiment(experiment_id=experiment_id(experiment))
-    data_name = result["data"] if result["data"] in ("devset", "xstest") else "file"
-    with mlflow.start_run(run_name=f"judge-eval-{data_name}") as run:
-        mlflow.log_params({"judges": ",".join(result["judges"]), "data": data_name, "n_rows": result["n_rows"]})
-        metrics = {}
-        for name, m in result["judges"].items():
-            for key in ("accuracy", "balanced_accuracy", "roc_auc", "coverage", "unknown", "tpr", "seconds_per_1000"):
-                if m[key] is not None:
-                    metrics[f"{name}.{key}"] = float(m[key])
-            for kind, v in m["fpr_by_kind"].items():
-                if v is not None:
-                    metrics[f"{name}.fpr.{_metric_key(kind)}"] = float(v)
-        for pair, k in result["kappa"].items():
-            if k["kappa"] is not None:
-                metrics[f"kappa.{_metric_key(pair)}"] = k["kappa"]
-        mlflow.log_metrics(metrics)
-        mlflow.log_dict(result, "judge_eval.json")
-        return run.info.run_id
-
-
-def _metric_key(text: str) -> str:
-    # MLflow metric names allow alphanumerics, _ - . / and spaces; keep them simple.
-    return "".join(c if c.isalnum() or c in "_-." else "_" for c in text)

@@ -1,38 +1,24 @@
-"""Load bundled prompt sets by name, or a user's CSV/JSONL file by path.
-
-Everything is read with the csv/json modules (not pandas) so a malformed file can be reported
-with its line number, and loading stays fast and dependency-free.
-"""
+"""Prompt sets: the bundled ones by name (a registry), or a user's CSV/JSONL file by path."""
 
 from __future__ import annotations
 
 import csv
 import functools
-import json
 import os
-from importlib import resources
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Iterable, Iterator
 
-from safetune.errors import SafetuneError
 from safetune.datasets.items import PromptItem, PromptSet
+from safetune.datasets.reader import bundled_csv_rows, csv_records, jsonl_objects
+from safetune.errors import SafetuneError
+from safetune.registries import Entry, Registry
 
 HARMBENCH_CONTEXT_SEP = "\n\n---\n\n"  # HarmBench's own separator between context and request
 
 
-def _bundled_rows(filename: str) -> list[dict[str, str]]:
-    path = resources.files("safetune.datasets").joinpath("data", filename)
-    try:
-        with path.open("r", encoding="utf-8", newline="") as f:
-            return list(csv.DictReader(f))
-    except FileNotFoundError:
-        # Happens when the wheel was built without package data.
-        raise SafetuneError(f"bundled data file {filename!r} is missing; reinstall safetune with its package data") from None
-
-
 def _harmbench(kinds: tuple[str, ...]) -> list[PromptItem]:
     items = []
-    for r in _bundled_rows("harmbench_behaviors_text_all.csv"):
+    for r in bundled_csv_rows("harmbench_behaviors_text_all.csv"):
         if r["FunctionalCategory"] not in kinds:  # copyright behaviours are never loaded
             continue
         # Contextual behaviours are meaningless without their context, so it is part of the prompt.
@@ -45,7 +31,7 @@ def _harmbench(kinds: tuple[str, ...]) -> list[PromptItem]:
 def _advbench() -> list[PromptItem]:
     return [
         PromptItem(f"advbench/{r['BehaviorID']}", r["Behavior"], "unspecified", "advbench", True)
-        for r in _bundled_rows("advbench_behaviors.csv")
+        for r in bundled_csv_rows("advbench_behaviors.csv")
     ]
 
 
@@ -53,13 +39,13 @@ def _strongreject() -> list[PromptItem]:
     # The CSV has no id column; the row number is stable because the bundled file never changes.
     return [
         PromptItem(f"strongreject/{i}", r["forbidden_prompt"], r["category"], "strongreject", True)
-        for i, r in enumerate(_bundled_rows("strongreject_dataset.csv"))
+        for i, r in enumerate(bundled_csv_rows("strongreject_dataset.csv"))
     ]
 
 
 def _xstest(harmful: bool) -> list[PromptItem]:
     # Unsafe XSTest prompts are exactly the contrast_* types; label is checked too as a guard.
-    rows = _bundled_rows("xstest_prompts.csv")
+    rows = bundled_csv_rows("xstest_prompts.csv")
     return [
         PromptItem(f"xstest/{r['id']}", r["prompt"], r["type"], "xstest", harmful)
         for r in rows
@@ -67,24 +53,24 @@ def _xstest(harmful: bool) -> list[PromptItem]:
     ]
 
 
-_REGISTRY: dict[str, Callable[[], list[PromptItem]]] = {
-    "harmbench": lambda: _harmbench(("standard", "contextual")),
-    "harmbench-standard": lambda: _harmbench(("standard",)),
-    "harmbench-contextual": lambda: _harmbench(("contextual",)),
-    "strongreject": _strongreject,
-    "advbench": _advbench,
-    "xstest-safe": lambda: _xstest(False),
-    "xstest-unsafe": lambda: _xstest(True),
-}
+DATASETS = Registry("dataset", {
+    "harmbench": Entry(lambda: _harmbench(("standard", "contextual")), "HarmBench standard + contextual behaviours"),
+    "harmbench-standard": Entry(lambda: _harmbench(("standard",)), "HarmBench standard behaviours"),
+    "harmbench-contextual": Entry(lambda: _harmbench(("contextual",)), "HarmBench behaviours with a context"),
+    "strongreject": Entry(_strongreject, "StrongREJECT forbidden prompts"),
+    "advbench": Entry(_advbench, "AdvBench harmful behaviours"),
+    "xstest-safe": Entry(lambda: _xstest(False), "XSTest safe prompts (over-refusal probes)"),
+    "xstest-unsafe": Entry(lambda: _xstest(True), "XSTest unsafe contrast prompts"),
+})
 
 
 def dataset_names() -> list[str]:
-    return list(_REGISTRY)
+    return DATASETS.names()
 
 
 @functools.lru_cache(maxsize=None)
 def _load_builtin(name: str) -> PromptSet:
-    return PromptSet(name, tuple(_REGISTRY[name]()))
+    return PromptSet(name, tuple(DATASETS.load(name)()))
 
 
 # ---- user files -------------------------------------------------------------------------------
@@ -104,41 +90,6 @@ def _as_bool(value: object, where: str) -> bool:
     raise SafetuneError(f"{where}: cannot read harmful={str(value)[:40]!r} as true/false")
 
 
-def _csv_records(path: Path) -> Iterator[tuple[int, dict]]:
-    # utf-8-sig: spreadsheet exports often start with a BOM, which would hide the 'prompt' header.
-    with path.open("r", encoding="utf-8-sig", newline="") as f:
-        # strict=True makes bad quoting an error instead of silently merging fields.
-        reader = csv.reader(f, strict=True)
-        header = next(reader, None)
-        if header is None:
-            return
-        header = [h.strip() for h in header]
-        if "prompt" not in header:
-            raise SafetuneError(f"{path}: no 'prompt' column (columns: {', '.join(header)})")
-        for row in reader:
-            if not any(c.strip() for c in row):
-                continue
-            if len(row) != len(header):
-                raise SafetuneError(f"{path}:{reader.line_num}: expected {len(header)} fields, got {len(row)}")
-            yield reader.line_num, dict(zip(header, row))
-
-
-def jsonl_objects(path: Path) -> Iterator[tuple[int, object]]:
-    """(line number, parsed value) of each non-blank line of a UTF-8 JSONL file; a line that is not
-    JSON, or a file that is not UTF-8, is a one-line error naming the place."""
-    with path.open("r", encoding="utf-8-sig") as f:
-        try:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    yield n, json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise SafetuneError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-        except UnicodeDecodeError as e:
-            raise SafetuneError(f"{path} is not UTF-8 text (byte {e.start}): convert it to UTF-8") from None
-
-
 def _jsonl_records(path: Path) -> Iterator[tuple[int, dict]]:
     for n, rec in jsonl_objects(path):
         if not isinstance(rec, dict) or "prompt" not in rec:
@@ -149,7 +100,7 @@ def _jsonl_records(path: Path) -> Iterator[tuple[int, dict]]:
 @functools.lru_cache(maxsize=32)
 def _load_file(path: Path, _mtime_ns: int, _size: int) -> PromptSet:
     # mtime/size are part of the cache key so an edited file is re-read.
-    reader = {".csv": _csv_records, ".jsonl": _jsonl_records}.get(path.suffix.lower())
+    reader = {".csv": csv_records, ".jsonl": _jsonl_records}.get(path.suffix.lower())
     if reader is None:
         raise SafetuneError(f"{path}: unsupported file type {path.suffix!r}; use .csv or .jsonl")
     name, items, seen = path.stem, [], set()
@@ -189,7 +140,7 @@ def load_prompt_set(name: str) -> PromptSet:
         name = os.fspath(name)
     if not isinstance(name, str) or not name.strip():
         raise SafetuneError(f"dataset name must be a non-empty string, got {name!r}")
-    if name in _REGISTRY:
+    if name in DATASETS:
         return _load_builtin(name)
     path = Path(name).expanduser()
     if path.is_file():
@@ -199,7 +150,7 @@ def load_prompt_set(name: str) -> PromptSet:
         return load_prompt_sets(name.split("+"))
     if _looks_like_path(name):
         raise SafetuneError(f"prompt file not found: {name}")
-    raise SafetuneError(f"unknown dataset {name!r}; known: {', '.join(_REGISTRY)} (or a path to a .csv/.jsonl file)")
+    raise SafetuneError(f"unknown dataset {name!r}; known: {', '.join(dataset_names())} (or a path to a .csv/.jsonl file)")
 
 
 def load_prompt_sets(names: Iterable[str]) -> PromptSet:

@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import re
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Callable
 
+from safetune.datasets.reader import bundled_path, jsonl_objects
 from safetune.datasets.splits import SPLIT_SEED
 from safetune.errors import SafetuneError
 from safetune.registries import Entry, Registry
@@ -51,8 +50,7 @@ class Task:
 
 
 def _read_jsonl(name: str) -> list[dict]:
-    text = resources.files("safetune.datasets").joinpath("data", name).read_text(encoding="utf-8")
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    return [row for _, row in jsonl_objects(bundled_path(name))]
 
 
 def _number(text: str) -> str:

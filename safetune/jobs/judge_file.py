@@ -7,7 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 from safetune.components.judges.base import get_judge
-from safetune.datasets.loaders import jsonl_objects
+from safetune.datasets.reader import jsonl_objects
 from safetune.errors import SafetuneError
 
 

@@ -29,6 +29,7 @@ from safetune.config import SearchConfig
 from safetune.errors import SafetuneError
 from safetune.search.registry import algorithm_names
 from safetune.stats import holm, mann_whitney
+from safetune.tracking.runs import metric_key
 
 log = logging.getLogger(__name__)
 
@@ -132,10 +133,6 @@ def _hv_history(client, run_id: str) -> list[float]:
     return [m.value for m in sorted(client.get_metric_history(run_id, "hypervolume"), key=lambda m: m.step)]
 
 
-def _metric_key(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "_-." else "_" for c in text)
-
-
 def run_study(base_cfg: SearchConfig, seeds: list[int], algorithms: list[str], tracking_uri: str | None = None,
               progress: bool = True, register: bool = False) -> StudyResult:
     """Run every (algorithm, seed) search, then log and return the comparison.
@@ -205,17 +202,17 @@ def _log_study(cfg: SearchConfig, seeds, algorithms, searches, summary, tests, t
     mlflow.log_table(tests, artifact_file="study_tests.json")
     metrics = {}
     for row in summary.itertuples():
-        metrics[f"hv_mean.{_metric_key(row.algorithm)}"] = row.mean
+        metrics[f"hv_mean.{metric_key(row.algorithm)}"] = row.mean
         if not np.isnan(row.sd):
-            metrics[f"hv_sd.{_metric_key(row.algorithm)}"] = row.sd
+            metrics[f"hv_sd.{metric_key(row.algorithm)}"] = row.sd
     for row in tests.itertuples():
-        pair = _metric_key(f"{row.algorithm_a}_vs_{row.algorithm_b}")
+        pair = metric_key(f"{row.algorithm_a}_vs_{row.algorithm_b}")
         for name in ("p_value", "p_holm", "a12"):
             value = getattr(row, name)
             if not np.isnan(value):
                 metrics[f"{name}.{pair}"] = value
     for algorithm, reach in to_baseline.items():
-        key = _metric_key(algorithm)
+        key = metric_key(algorithm)
         metrics[f"generations_to_random_hv.n_reached.{key}"] = reach["n_reached"]
         if not np.isnan(reach["mean_generations"]):
             metrics[f"generations_to_random_hv.{key}"] = reach["mean_generations"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import gc
 import itertools
-import re
+
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from safetune.analysis import plots  # noqa: F401  (selects the headless matplotlib backend)
 from safetune import stats
 from safetune.tracking import runs as tracking
+from safetune.tracking.runs import metric_key
 from safetune.cache import Cache
 from safetune.analysis.comparison import per_category
 from safetune.components.engines import get_engine
@@ -99,11 +100,6 @@ class SurveyOutcome:
 
 
 # --- preparation ------------------------------------------------------------------------------
-
-
-def metric_key(text: str) -> str:
-    """MLflow names allow alphanumerics and _ - . / and spaces; anything else becomes '_'."""
-    return re.sub(r"[^0-9A-Za-z_.\-/]", "_", text)
 
 
 def model_keys(refs: list[ModelRef]) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from contextlib import contextmanager
 
 import mlflow
@@ -152,6 +153,12 @@ def describe_search(summary: dict, model: str, registered: dict[str, str] | None
     if name and registered:
         lines += ["", "Registered: " + ", ".join(f"`models:/{name}@{a}` (v{v})" for a, v in registered.items())]
     return "\n".join(lines)
+
+
+def metric_key(text: str) -> str:
+    """A name fragment MLflow accepts as a metric key: ASCII letters, digits and _ - . / are kept,
+    anything else (spaces, commas, '~') becomes '_'."""
+    return re.sub(r"[^0-9A-Za-z_.\-/]", "_", text)
 
 
 def flatten(prefix: str, data: dict) -> dict:

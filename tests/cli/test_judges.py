@@ -104,3 +104,35 @@ def test_judge_eval_limit_must_be_positive(tmp_path):
     for limit in ("0", "-3"):
         result = CliRunner().invoke(main, ["judge-eval", "--limit", limit, "--no-mlflow"])
         assert result.exit_code == 2 and "--limit" in result.output
+
+
+def test_judge_eval_command_logs_mlflow(tmp_path):
+    from click.testing import CliRunner
+
+    from safetune.cli.judges import judge_eval
+    from safetune.components.judges.base import Judge, Verdict, register_judge
+
+    class Fixed(Judge):
+        def __init__(self, fixed):
+            self.fixed = fixed
+
+        def verdicts(self, prompts, responses, vectors=None):
+            return [Verdict(v, 1.0 if v else 0.0) for v in self.fixed]
+
+    rows = [{"prompt": f"p{i}", "response": f"r{i}", "label": y, "kind": k}
+            for i, (y, k) in enumerate(zip([1, 1, 0, 0, 0, 0], ["h", "h", "a", "a", "b", "b"]))]
+
+    register_judge("test-fixed-a", lambda: Fixed([True, False, True, False, None, False]))
+    register_judge("test-fixed-b", lambda: Fixed([True, True, False, False, False, False]))
+    data = tmp_path / "rows.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    out = tmp_path / "m.json"
+    args = ["--judge", "test-fixed-a", "--judge", "test-fixed-b", "--data", str(data), "--json", str(out),
+            "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
+    res = CliRunner().invoke(judge_eval, args)
+    assert res.exit_code == 0, res.output
+    assert "balanced_accuracy" in res.output and "FPR a" in res.output and "kappa test-fixed-a~test-fixed-b" in res.output
+    assert "mlflow run:" in res.output
+    assert json.loads(out.read_text())["judges"]["test-fixed-a"]["unknown"] == 1
+    bad = CliRunner().invoke(judge_eval, ["--judge", "no-such-judge", "--data", str(data), "--no-mlflow"])
+    assert bad.exit_code == 2 and "unknown judge" in bad.output

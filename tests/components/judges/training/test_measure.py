@@ -1,17 +1,16 @@
-"""Judge metrics against hand-computed values; None verdicts are unknown; the judge-eval command."""
+"""Judge metrics against hand-computed values; None verdicts are unknown (training/measure.py)."""
 
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import json  # noqa: E402
-
 import pytest  # noqa: E402
-from click.testing import CliRunner  # noqa: E402
 
-from safetune.components.judges.base import Judge, Verdict, register_judge  # noqa: E402
+from safetune.components.judges.base import Judge, Verdict  # noqa: E402
 from safetune.errors import SafetuneError  # noqa: E402
-from safetune.jobs.judge_eval import evaluate_judges, load_rows, rates, reported_kappa, roc_auc  # noqa: E402
+from safetune.components.judges.training.measure import (  # noqa: E402
+    evaluate_judges, load_rows, rates, reported_kappa, roc_auc,
+)
 
 LABELS = [1, 1, 0, 0, 0, 0]
 KINDS = ["h", "h", "a", "a", "b", "b"]
@@ -85,22 +84,3 @@ def test_load_rows_jsonl_errors(tmp_path):
         load_rows(str(bad))
     with pytest.raises(SafetuneError, match="no such data file"):
         load_rows(str(tmp_path / "missing.jsonl"))
-
-
-def test_judge_eval_command_logs_mlflow(tmp_path):
-    from safetune.cli.judges import judge_eval
-
-    register_judge("test-fixed-a", lambda: Fixed([True, False, True, False, None, False]))
-    register_judge("test-fixed-b", lambda: Fixed([True, True, False, False, False, False]))
-    data = tmp_path / "rows.jsonl"
-    data.write_text("\n".join(json.dumps(r) for r in _rows()) + "\n")
-    out = tmp_path / "m.json"
-    args = ["--judge", "test-fixed-a", "--judge", "test-fixed-b", "--data", str(data), "--json", str(out),
-            "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
-    res = CliRunner().invoke(judge_eval, args)
-    assert res.exit_code == 0, res.output
-    assert "balanced_accuracy" in res.output and "FPR a" in res.output and "kappa test-fixed-a~test-fixed-b" in res.output
-    assert "mlflow run:" in res.output
-    assert json.loads(out.read_text())["judges"]["test-fixed-a"]["unknown"] == 1
-    bad = CliRunner().invoke(judge_eval, ["--judge", "no-such-judge", "--data", str(data), "--no-mlflow"])
-    assert bad.exit_code == 2 and "unknown judge" in bad.output

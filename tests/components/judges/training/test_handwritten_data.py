@@ -10,7 +10,8 @@ import re
 
 import pytest
 
-from safetune.components.judges import training
+from safetune.components.judges.training import data as training
+from safetune.components.judges.training.labelling import load_labelled
 
 BENIGN = training.DATA_DIR / "handwritten_benign_edgy.json"
 HARMFUL = training.DATA_DIR / "handwritten_harmful_contrast.json"
@@ -83,7 +84,7 @@ def test_ids_and_prompts_unique(benign, harmful):
 
 
 def test_not_in_other_vendored_data(benign, harmful):
-    others = {_norm(r["prompt"]) for r in training.load_labelled() if "hand" not in r["source"]}
+    others = {_norm(r["prompt"]) for r in load_labelled() if "hand" not in r["source"]}
     with training.DEVSET.open(encoding="utf-8") as fh:
         devset = [json.loads(line) for line in fh]
     others |= {_norm(r["prompt"]) for r in devset if "hand" not in r.get("source", "")}

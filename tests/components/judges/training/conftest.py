@@ -1,12 +1,12 @@
 import pytest
 
-from safetune.components.judges import training
+from safetune.components.judges.training.data import xstest_prompt_words
 
 
 @pytest.fixture(scope="session")
 def xstest_word_sets():
     """XSTest's prompts as content-word sets: hand-written data must stay away from them."""
-    sets = training.xstest_prompt_words()
+    sets = xstest_prompt_words()
     if sets is None:
         pytest.skip("XSTest completions CSV not available")
     assert len(sets) == 450

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from safetune.components.judges import training
+from safetune.components.judges.training import data as training
 
 DATA_DIR = training.DATA_DIR
 EVERYDAY = DATA_DIR / "handwritten_everyday.json"

@@ -1,5 +1,5 @@
-"""Measure judges against labelled (prompt, response, label, kind) rows. Pure functions, no logging
-of text: only counts and rates leave this module.
+"""Judges measured against labelled (prompt, response, label, kind) rows. Pure functions, no logging
+of text: only counts and rates leave this module (``safetune judge-eval``, and ``train()`` on the dev set).
 
 * ``None`` verdicts are *unknown*: counted and reported as coverage, and left out of accuracy,
   balanced accuracy, FPR and kappa (never counted as safe or as harmful). ROC AUC uses ``score``,
@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import csv
 import itertools
-import json
 import math
 import time
 from pathlib import Path
 
 import numpy as np
 
+from safetune.components.judges.base import get_judge
+from safetune.components.judges.training.data import DATA_DIR, DEVSET, XSTEST
+from safetune.datasets.reader import jsonl_objects
 from safetune.errors import SafetuneError
 from safetune.stats import cohen_kappa
 
@@ -33,8 +35,6 @@ XSTEST_KINDS = {(False, "1_full_compliance"): "safe-prompt compliance",
 
 
 def xstest_rows(path: str | Path | None = None) -> list[dict]:
-    from safetune.components.judges.training import DATA_DIR, XSTEST
-
     rows = []
     with Path(path or DATA_DIR / XSTEST).open(encoding="utf-8") as fh:
         for r in csv.DictReader(fh):
@@ -47,8 +47,6 @@ def xstest_rows(path: str | Path | None = None) -> list[dict]:
 
 def load_rows(data: str) -> list[dict]:
     """``devset`` | ``xstest`` | a JSONL file with prompt, response, label (0/1) and optional kind."""
-    from safetune.components.judges.training import DEVSET
-
     if data == "xstest":
         return xstest_rows()
     path = DEVSET if data == "devset" else Path(data)
@@ -56,14 +54,11 @@ def load_rows(data: str) -> list[dict]:
         hint = " (re-create it with `safetune judge-train`)" if data == "devset" else ""
         raise SafetuneError(f"no such data file: {path}{hint}")
     rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    for n, r in jsonl_objects(path):
         try:
-            r = json.loads(line)
             rows.append({"prompt": str(r["prompt"]), "response": str(r["response"] or ""), "label": int(r["label"]),
                          "kind": str(r.get("kind") or ("harmful" if int(r["label"]) else "not harmful"))})
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise SafetuneError(f"{path}:{n}: need JSON with prompt, response and label 0/1 ({type(exc).__name__})")
     if not rows:
         raise SafetuneError(f"{path}: no rows")
@@ -111,8 +106,6 @@ def reported_kappa(a: list[bool | None], b: list[bool | None]) -> dict:
 
 def evaluate_judges(judge_names: list[str], rows: list[dict], judges: dict | None = None) -> dict:
     """Run each judge once over all rows (batched) and measure it; ``judges`` injects instances."""
-    from safetune.components.judges.base import get_judge
-
     prompts = [r["prompt"] for r in rows]
     responses = [r["response"] for r in rows]
     labels = [int(r["label"]) for r in rows]

@@ -1,0 +1,86 @@
+"""``train()``: cross-validate, fit on the train split, write the artifact and its MANIFEST.json."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from safetune.components.embeddings import EmbeddingCache
+from safetune.components.judges.trained import ARTIFACT_DIR, PARAMS, STACK_FEATURES, WEIGHTS, TrainedJudge, save_artifact
+from safetune.components.judges.training.cv import (
+    STACK_DEPTH, STACK_MIN_LEAF, STACK_MONOTONIC, STACK_RATE, STACK_TREES, _fit_judge, cross_validate,
+)
+from safetune.components.judges.training.data import DATA_DIR, DEVSET, XSTEST, read_csv, sha256
+from safetune.components.judges.training.features import COMPLY_C, PROMPT_C, truncated
+from safetune.components.judges.training.measure import evaluate_judges
+from safetune.components.judges.training.synthesis import build_devset
+
+
+def train(output_dir: str | Path = ARTIFACT_DIR, seed: int = 0, max_groups: int | None = None,
+          evaluate_dev: bool = True, command: str | None = None, embeddings: EmbeddingCache | None = None) -> dict:
+    """Train both heads on the train split, write the artifact + MANIFEST.json, return the manifest.
+
+    ``max_groups`` keeps a seeded subset of training prompt groups (fast tests); the dev split is
+    never trained on. ``embeddings``: the texts' vectors, kept across the cross-validation's many
+    fits (a fresh cache of the default embedder if not given; pass one to reuse it across trainings).
+    """
+    import sklearn
+
+    embed = embeddings or EmbeddingCache()
+    embedder = embed.embedder.name
+    out = Path(output_dir)
+    rows, dev = build_devset(seed)
+    if max_groups is not None:
+        keep = set(sorted({r["group"] for r in rows}, key=lambda g: hashlib.sha256(f"{seed}:{g}".encode()).hexdigest())[:max_groups])
+        rows = [r for r in rows if r["group"] in keep]
+    answered = [r for r in rows if r["response"] is not None]
+    embed([r["prompt"] for r in rows] + [r["response"] for r in answered + truncated(answered)])
+    cv, params = cross_validate(rows, embed, seed)
+    heads, stacker = _fit_judge(rows, embed, seed)
+    params.update({"embedder": embedder, "prompt_C": PROMPT_C, "comply_C": COMPLY_C, "seed": seed,
+                   "stacker": {"depth": STACK_DEPTH, "trees": STACK_TREES, "rate": STACK_RATE, "monotonic": STACK_MONOTONIC,
+                               "min_leaf": STACK_MIN_LEAF, "features": list(STACK_FEATURES)},
+                   "format": 2})
+    save_artifact(out, heads, params, stacker)
+    manifest = {
+        "command": command or f"safetune judge-train --output-dir {out} --seed {seed}",
+        "seed": seed, "python": sys.version.split()[0], "sklearn": sklearn.__version__, "numpy": np.__version__,
+        "embedder": embedder, "params": params,
+        "data": _data_manifest(), "train_rows": _counts(rows), "dev_rows": _counts(dev),
+        "cv": cv, "artifact": {n: sha256(out / n) for n in (WEIGHTS, PARAMS)},
+        "notes": "CV = grouped 5-fold on the train split (groups = prompts, rho pairs). Dev rows = held-out "
+                 "prompt groups + synthetic kinds built with disjoint templates. XSTest is never used here.",
+    }
+    if evaluate_dev:
+        judge = TrainedJudge(artifact_dir=out)
+        manifest["dev"] = evaluate_judges(["safetune"], dev, judges={"safetune": judge})["judges"]["safetune"]
+    (out / "MANIFEST.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest
+
+
+def _counts(rows: list[dict]) -> dict:
+    
+    return {"rows": len(rows), "prompts": len({r["prompt"] for r in rows}),
+            "by_kind": dict(sorted(Counter(r["kind"] for r in rows).items()))}
+
+
+def _data_manifest() -> dict:
+    """Every vendored data file: sha256, row count (CSV rows / JSON items / JSONL lines) and its use."""
+    out = {}
+    for path in sorted(DATA_DIR.iterdir()):
+        if path.suffix == ".csv":
+            rows = int(len(read_csv(path.name)))
+        elif path.suffix == ".json":
+            rows = len(json.loads(path.read_text("utf-8")))
+        elif path.suffix == ".jsonl":
+            rows = sum(1 for line in path.read_text("utf-8").splitlines() if line.strip())
+        else:
+            continue
+        use = {XSTEST: "reporting only (judge-eval)", DEVSET.name: "dev set (held-out groups)"}.get(path.name, "training")
+        out[path.name] = {"sha256": sha256(path), "rows": rows, "use": use}
+    return out

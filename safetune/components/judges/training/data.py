@@ -1,0 +1,72 @@
+"""The vendored training files (``data/``, see its README) and the rules for our own hand-written ones."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+DEVSET = DATA_DIR / "devset.jsonl"
+DEV_FRACTION = 0.25
+
+PYRIT_OBJECTIVE = ["bias", "chemical_biological", "cyber", "exploits", "harassment_bullying", "hate_speech",
+                   "illegal_activity", "info_integrity", "misinformation", "phishing", "privacy", "self_harm",
+                   "sexual", "violence"]
+# The "mini_*" harm files are subsets of the multi-score ones, so they are not vendored.
+PYRIT_HARM = ["exploits", "hate_speech", "hate_speech_multi_score", "info_integrity", "privacy",
+              "representational", "self_harm", "sexual", "violence", "violence_multi_score"]
+RHO_FILES = {"rho_overrefusal_benign_edgy_80.json": "overrefusal/benign_edgy_80.json",
+             "rho_overrefusal_expanded_70.json": "overrefusal/expanded_70.json",
+             "rho_refusal_harmful_benign_50.json": "refusal/harmful_benign_50.json",
+             "rho_refusal_expanded_100.json": "refusal/expanded_100.json"}
+# Benign (often edgy: vaccines, IQ, conspiracy claims) questions with a good answer ("positive").
+RHO_BRIDGES = ["bias/bridge_pairs", "bias/bridge_scaleup", "deception/bridge_pairs", "deception/bridge_scaleup",
+               "reasoning/bridge_pairs", "reasoning/bridge_scaleup", "reasoning/bridge_scaleup_v2",
+               "toxicity/bridge_pairs", "sycophancy/harder_pairs_16"]
+RHO_FILES |= {"rho_" + b.replace("/", "_") + ".json": b + ".json" for b in RHO_BRIDGES}
+XSTEST = "xstest_v2_completions_labelled.csv"  # reporting only
+XSTEST_MAX_OVERLAP = 0.30  # a hand-written prompt shares less than this with every XSTest prompt
+HANDWRITTEN = "handwritten_benign_edgy.json"
+CONTRAST = "handwritten_harmful_contrast.json"
+EVERYDAY = "handwritten_everyday.json"  # plain everyday requests + good answers (no edgy words)  # harmful requests in the benign file's words and forms
+
+
+def read_csv(name: str):
+    """A vendored CSV (PyRIT's start with "# dataset_version=..." comment lines, skipped)."""
+    import pandas as pd
+
+    path = DATA_DIR / name
+    with path.open(encoding="utf-8") as fh:
+        skip = next(i for i, line in enumerate(fh) if not line.startswith("#"))
+    return pd.read_csv(path, skiprows=skip)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def xstest_prompt_words(path: Path | None = None) -> list[set[str]] | None:
+    """Content-word sets of XSTest's distinct prompts (``None`` when the CSV is absent)."""
+    import csv
+
+    from safetune.components.judges.textstats import content_words
+
+    path = path or DATA_DIR / XSTEST
+    if not path.exists():
+        return None
+    with path.open(encoding="utf-8", newline="") as fh:
+        prompts = {row["prompt"] for row in csv.DictReader(fh)}
+    return [set(content_words(q)) for q in prompts]
+
+
+def closest_overlap(prompt: str, word_sets: list[set[str]]) -> float:
+    """Largest content-word Jaccard overlap |A & B| / |A | B| between ``prompt`` and any set."""
+    from safetune.components.judges.textstats import content_words
+
+    words = set(content_words(prompt))
+    return max((len(words & ws) / len(words | ws) for ws in word_sets if words | ws), default=0.0)
+
+
+def too_close_to_xstest(items: list[dict], word_sets: list[set[str]]) -> list[str]:
+    """Ids of hand-written items whose prompt is as close as ``XSTEST_MAX_OVERLAP`` to an XSTest prompt."""
+    return [x["id"] for x in items if closest_overlap(x["prompt"], word_sets) >= XSTEST_MAX_OVERLAP]

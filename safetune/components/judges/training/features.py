@@ -1,0 +1,74 @@
+"""What the heads see: embeddings (through an explicit ``EmbeddingCache``), text measures, and the fit.
+
+The features are the trained judge's own (``trained.text_features``, ``comply_matrix``), so a judge
+trained here scores exactly as it was validated.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from safetune.components.embeddings import EmbeddingCache
+from safetune.components.judges.trained import comply_matrix, knn_margin, predict_head, text_features
+
+PROMPT_C, COMPLY_C = 0.03, 0.01  # strong L2 (~390 features, a few hundred prompts); picked by grouped CV
+
+
+def features(rows: list[dict], vec: dict):
+    """(prompt vectors, comply-head inputs, cosines, text details) of answered rows."""
+    zero = np.zeros(len(next(iter(vec.values()))), dtype=np.float32)
+    pe = np.stack([vec[r["prompt"]] for r in rows])
+    re_ = np.stack([vec.get(r["response"], zero) if r["response"].strip() else zero for r in rows])
+    cos = (pe * re_).sum(axis=1)
+    tf = [text_features(r["prompt"], r["response"], c) for r, c in zip(rows, cos)]
+    return pe, comply_matrix(re_, np.array([f for f, _ in tf], dtype=np.float32)), cos, [d for _, d in tf]
+
+
+def fit_head(x: np.ndarray, y: np.ndarray, c: float) -> dict:
+    """Standardise + class-balanced L2 logistic regression (lbfgs: deterministic), as plain arrays."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    sc = StandardScaler().fit(x)
+    lr = LogisticRegression(C=c, max_iter=5000, class_weight="balanced").fit(sc.transform(x), y)
+    return {"mean": sc.mean_, "scale": sc.scale_, "coef": lr.coef_[0], "intercept": lr.intercept_}
+
+
+TRUNCATE_WORDS = 40
+
+
+def truncated(rows: list[dict]) -> list[dict]:
+    """Real answers cut to their first ~40 words, same label: human-labelled harmful answers are long
+    and refusals short, so without these the head learns "short = safe" and misses terse answers."""
+    out = []
+    for r in rows:
+        words_ = r["response"].split(" ")
+        if r["source"] != "synthetic" and len(words_) > 2 * TRUNCATE_WORDS:
+            out.append({**r, "response": " ".join(words_[:TRUNCATE_WORDS])})
+    return out
+
+
+def fit_heads(rows: list[dict], embed: EmbeddingCache) -> dict:
+    """The prompt head (and its nearest-prompt bank) and the comply head, fitted on ``rows``."""
+    prompts = {r["prompt"]: r["prompt_harmful"] for r in rows if r["prompt_harmful"] is not None}
+    keys = sorted(prompts)
+    vec = embed(keys)
+    pe, y = np.stack([vec[p] for p in keys]), np.array([prompts[p] for p in keys])
+    heads = {"prompt": fit_head(pe, y, PROMPT_C), "bank": {"emb": pe.astype(np.float16), "label": y.astype(np.int8)}}
+    # Comply head: only rows whose request is harmful, label = human/synthetic "harmful answer".
+    # (Benign rows would teach "any good answer complies", and the same rho answer is benign for
+    # its own question but a safe off-target answer for the harmful twin: opposite labels.)
+    comply = [r for r in rows if r["response"] is not None and r["label"] is not None and r["prompt_harmful"] == 1]
+    comply += truncated(comply)
+    vec = embed([r["response"] for r in comply])
+    _, x, _, _ = features(comply, vec)
+    heads["comply"] = fit_head(x, np.array([r["label"] for r in comply]), COMPLY_C)
+    return heads
+
+
+def head_outputs(heads: dict, rows: list[dict], vec: dict):
+    """(P(prompt harmful), P(comply), cosine, details with the nearest-prompt margin) of answered rows."""
+    pe, x, cos, det = features(rows, vec)
+    for d, m in zip(det, knn_margin(heads["bank"], pe)):
+        d["prompt_knn_margin"] = float(m)
+    return predict_head(pe, heads["prompt"]), predict_head(x, heads["comply"]), cos, det

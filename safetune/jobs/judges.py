@@ -1,0 +1,60 @@
+"""The judge jobs: ``safetune judge-train`` (dev set + training) and ``safetune judge-eval``
+(measure judges on labelled rows, log the numbers to MLflow). Numbers only: prompts and responses
+never reach the console or MLflow params/tags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def run_judge_train(output_dir: str | Path | None, seed: int, write_devset: bool, dev_eval: bool,
+                    command: str) -> tuple[dict | None, dict]:
+    """(the dev set written, or None; the training MANIFEST). ``command`` is recorded in the MANIFEST,
+    so the artifact says exactly how to re-create it."""
+    from safetune.components.judges.trained import ARTIFACT_DIR
+    from safetune.components.judges.training.artifact import train
+    from safetune.components.judges.training.synthesis import write_devset as write
+
+    devset = write(seed=seed) if write_devset else None
+    manifest = train(output_dir or ARTIFACT_DIR, seed=seed, evaluate_dev=dev_eval, command=command)
+    return devset, manifest
+
+
+def run_judge_eval(judge_names: list[str], data: str, limit: int | None = None) -> dict:
+    """Every judge over the rows of ``data`` (devset | xstest | a JSONL path), measured."""
+    from safetune.components.judges.base import check_judge
+    from safetune.components.judges.training.measure import evaluate_judges, load_rows
+
+    for name in judge_names:
+        check_judge(name)
+    rows = load_rows(data)
+    result = evaluate_judges(list(judge_names), rows[:limit] if limit is not None else rows)
+    result["data"] = data
+    return result
+
+
+def log_judge_eval(result: dict, experiment: str, tracking_uri: str | None) -> str:
+    """One MLflow run with every judge's rates and the pairwise kappas; returns its id."""
+    import mlflow
+
+    from safetune.tracking.runs import experiment_id, metric_key, setup_tracking
+
+    setup_tracking(tracking_uri)
+    mlflow.set_experiment(experiment_id=experiment_id(experiment))
+    data_name = result["data"] if result["data"] in ("devset", "xstest") else "file"
+    with mlflow.start_run(run_name=f"judge-eval-{data_name}") as run:
+        mlflow.log_params({"judges": ",".join(result["judges"]), "data": data_name, "n_rows": result["n_rows"]})
+        metrics = {}
+        for name, m in result["judges"].items():
+            for key in ("accuracy", "balanced_accuracy", "roc_auc", "coverage", "unknown", "tpr", "seconds_per_1000"):
+                if m[key] is not None:
+                    metrics[f"{name}.{key}"] = float(m[key])
+            for kind, v in m["fpr_by_kind"].items():
+                if v is not None:
+                    metrics[f"{name}.fpr.{metric_key(kind)}"] = float(v)
+        for pair, k in result["kappa"].items():
+            if k["kappa"] is not None:
+                metrics[f"kappa.{metric_key(pair)}"] = k["kappa"]
+        mlflow.log_metrics(metrics)
+        mlflow.log_dict(result, "judge_eval.json")
+        return run.info.run_id

@@ -1,0 +1,63 @@
+"""The packaged judge artifact and its training: the MANIFEST matches the files, dev prompts never
+train, and training is deterministic (training/artifact.py)."""
+
+import hashlib
+import json
+
+import numpy as np
+
+from safetune.components.embeddings import Embedder, EmbeddingCache
+from safetune.components.judges.trained import ARTIFACT_DIR, PARAMS, WEIGHTS
+from safetune.components.judges.training.artifact import train
+from safetune.components.judges.training.data import DATA_DIR, XSTEST
+from safetune.components.judges.training.synthesis import build_devset
+
+
+def _sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_manifest_matches_vendored_files():
+    manifest = json.loads((ARTIFACT_DIR / "MANIFEST.json").read_text())
+    assert manifest["data"], "manifest lists no data"
+    for name, entry in manifest["data"].items():
+        assert _sha(DATA_DIR / name) == entry["sha256"], name
+    for name in (WEIGHTS, PARAMS):
+        assert _sha(ARTIFACT_DIR / name) == manifest["artifact"][name], name
+    assert manifest["data"][XSTEST]["use"].startswith("reporting only")
+    assert manifest["seed"] == 0 and "judge-train" in manifest["command"]
+    assert {"roc_auc", "balanced_accuracy", "fpr_by_kind"} <= set(manifest["cv"])
+    # Only small, non-pickle weights ship: heads, trees and the prompt bank (float16 embeddings of
+    # the training prompts, no text).
+    with np.load(ARTIFACT_DIR / WEIGHTS, allow_pickle=False) as z:
+        assert z["bank_emb"].dtype == np.float16 and z["bank_emb"].shape[0] == z["bank_label"].shape[0]
+        assert sum(a.size for k, a in z.items() if k != "bank_emb") < 40_000
+    assert (ARTIFACT_DIR / WEIGHTS).stat().st_size < 2_000_000
+
+
+def test_dev_prompts_never_train():
+    train, dev = build_devset(0)
+    assert not {r["prompt"] for r in train} & {r["prompt"] for r in dev}
+    assert not {r["response"] for r in train if r["response"]} & {r["response"] for r in dev}
+
+
+class FakeModel:
+    """Cheap deterministic vectors: this test checks the fitting pipeline, not MiniLM."""
+
+    def encode(self, texts, batch_size, normalize_embeddings, convert_to_numpy):
+        rows = []
+        for t in texts:
+            v = np.random.RandomState(int(hashlib.sha256(t.encode()).hexdigest()[:8], 16)).normal(size=384)
+            rows.append(v / np.linalg.norm(v))
+        return np.asarray(rows, dtype=np.float32)
+
+
+def test_training_is_deterministic(tmp_path):
+    embeddings = EmbeddingCache(Embedder("fake", model=FakeModel()))  # shared by both: the cache changes nothing
+    a = train(tmp_path / "a", seed=0, max_groups=60, evaluate_dev=False, embeddings=embeddings)
+    b = train(tmp_path / "b", seed=0, max_groups=60, evaluate_dev=False, embeddings=embeddings)
+    with np.load(tmp_path / "a" / WEIGHTS) as za, np.load(tmp_path / "b" / WEIGHTS) as zb:
+        assert sorted(za) == sorted(zb)
+        for key in za:
+            assert np.array_equal(za[key], zb[key]), key
+    assert a["params"] == b["params"] and a["artifact"] == b["artifact"]
