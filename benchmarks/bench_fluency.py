@@ -28,7 +28,8 @@ from safetune.components.engines import get_engine
 from safetune.components.generation import load_causal_lm
 from safetune.components.requests import GenerationRequest, render_chat
 from safetune.config import DecodingConfig
-from safetune.jobs.evaluate import EvaluateConfig, resolve_targets
+from safetune.config import EvaluateConfig  # noqa: E402
+from safetune.jobs.evaluate import resolve_targets
 from safetune.models import cache_root, resolve_model
 from safetune.jobs.search import model_default_config
 

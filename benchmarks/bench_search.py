@@ -17,12 +17,13 @@ import argparse
 import contextlib
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from safetune.cache import count_entries
 
 QUICK = ["--n-prompts", "6", "--pop-size", "4", "--n-gen", "2"]
 
@@ -30,13 +31,7 @@ QUICK = ["--n-prompts", "6", "--pop-size", "4", "--n-gen", "2"]
 WARM_RUNS = 3  # the warm figure is their median
 
 def count_generations(cache_db: Path) -> int:
-    if not cache_db.exists():
-        return 0
-    try:
-        with sqlite3.connect(cache_db, timeout=5) as db:
-            return db.execute("SELECT COUNT(*) FROM entries WHERE kind = 'generation'").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
+    return count_entries(cache_db, "generation")
 
 
 def command(work: Path, cache: Path, args: list[str]) -> tuple[list[str], dict]:

@@ -81,3 +81,16 @@ class Cache:
 
     def close(self) -> None:
         self._db.close()
+
+
+def count_entries(path: str | Path, kind: str) -> int:
+    """Entries of ``kind`` in a cache file another process may be writing: 0 while the file does not
+    exist yet or is locked (for progress checks from outside the search, e.g. benchmarks and tests)."""
+    path = Path(path)
+    if not path.exists():
+        return 0
+    try:
+        with sqlite3.connect(path, timeout=5) as db:
+            return db.execute("SELECT COUNT(*) FROM entries WHERE kind = ?", [kind]).fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0

@@ -1,4 +1,11 @@
-"""Typed configuration: one candidate (``DecodingConfig``), the space it lives in, and a search.
+"""Typed configuration: one candidate (``DecodingConfig``), the space it lives in, a search, the guards,
+and the evaluate and survey jobs; and experiment YAML files, which override a search's defaults.
+
+The dataclasses are the single source of every setting's name, default and help text (a field's
+``metadata["help"]``, as trl does): the command-line options are built from them
+(``safetune/cli/options.py``) and an experiment YAML holds only what differs from them. Names that
+a registry owns (algorithms, engines, dtypes, judges, capability tasks) are checked against it by
+the job before anything heavy loads, not listed here.
 
 Every bound is visible here. The search loop sees candidates only as vectors in ``SearchSpace``
 coordinates; ``SearchSpace.decode`` turns a vector into a ``DecodingConfig``.
@@ -10,6 +17,7 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from safetune.errors import SafetuneError
 from safetune.prompts import SYSTEM_PROMPTS
@@ -17,10 +25,23 @@ from safetune.prompts import SYSTEM_PROMPTS
 # Temperatures below this are decoded greedily: sampling at T~0 is numerically fragile and
 # equivalent to greedy anyway.
 GREEDY_BELOW = 0.05
-# Keys of safetune.search.nsga.ALGORITHMS (not imported here: config stays free of pymoo).
-# "lagrangian": relevance - lambda * (harm - harm_budget), lambda by dual ascent (Safe RLHF style).
-ALGORITHM_NAMES = ("nsga2", "random", "lagrangian")
-DEFAULT_LAGRANGIAN_BUDGET = 0.2  # the lagrangian search's harm budget when harm_budget is unset
+PARTS = ("search", "holdout", "all")  # the sides of the fixed prompt and task splits (datasets/splits.py)
+
+
+def split_list(value: str | None, option: str = "the option") -> tuple[str, ...] | None:
+    """'a, b' -> ('a', 'b'); None (not given) -> None; given but naming nothing (',') is an error,
+    never a silent "use the default"."""
+    if value is None:
+        return None
+    items = tuple(v.strip() for v in value.split(",") if v.strip())
+    if not items:
+        raise SafetuneError(f"{option} {value!r} names nothing: give a comma-separated list, or leave it out")
+    return items
+
+
+def setting(default=dataclasses.MISSING, help: str = "", *, default_factory=dataclasses.MISSING, **cli):
+    """A dataclass field with its help text; ``cli`` adds command-line details (``flag``, ``short``)."""
+    return field(default=default, default_factory=default_factory, metadata={"help": help, **cli})
 
 
 @dataclass(frozen=True)
@@ -210,7 +231,7 @@ class SearchSpace:
 
 @dataclass(frozen=True)
 class GuardConfig:
-    """The checks that the model still works (see ``safetune/quality.py``), as pymoo constraints.
+    """The checks that the model still works (see ``safetune/objectives/guards.py``), as pymoo constraints.
 
     Each is non-inferiority against the model default's value on the same items, measured once per
     search: benign helpfulness and capability at most ``*_delta`` lower, incoherence at most
@@ -218,13 +239,14 @@ class GuardConfig:
     ``1 + fluency_epsilon`` times the default's.
     """
 
-    enabled: bool = True  # measure the guards (and, if constrain, use them as constraints)
-    constrain: bool = True
+    enabled: bool = setting(True, "Measure incoherence, benign compliance and capability.", flag="--guards")
+    constrain: bool = setting(True, "Use the guards as constraints of the search.")
     benign_datasets: tuple[str, ...] = ("xstest-safe",)
-    n_benign: int = 32  # one answer moves benign helpfulness by ~3 points
-    # Tasks the default does not pass clearly above chance are measured on the default, reported, and dropped.
-    capability_tasks: tuple[str, ...] = ("facts", "arc-easy", "gsm8k")
-    n_capability: int = 40  # items per task
+    n_benign: int = setting(32, "Benign (XSTest safe) prompts per candidate.")  # one answer moves helpfulness ~3 points
+    # Tasks the default does not pass clearly above chance are measured on the default, reported, and
+    # dropped. None: every registered capability task (datasets/tasks.py), filled in by the search job.
+    capability_tasks: tuple[str, ...] | None = None
+    n_capability: int = setting(40, "Capability items per task per candidate.")
     benign_delta: float = 0.1
     capability_delta: float = 0.1
     incoherence_delta: float = 0.1
@@ -235,12 +257,11 @@ class GuardConfig:
     nll_factor: float = 2.0
     on_topic: float = 0.2  # min prompt-answer cosine for a benign answer to count as on topic
     # Racing: each candidate first answers race_fraction of every suite; one that already fails
-    # fluency or incoherence by far (race_slack, see quality.raced_out) stops there. The rest answer
+    # fluency or incoherence by far (race_slack, see guards.raced_out) stops there. The rest answer
     # the remaining items only (the slice's answers come from the cache).
     race: bool = True
     race_fraction: float = 0.25
     race_slack: float = 1.5
-
     def __post_init__(self) -> None:
         for name in ("benign_delta", "capability_delta", "incoherence_delta", "on_topic"):
             value = getattr(self, name)
@@ -272,41 +293,43 @@ class GuardConfig:
 class SearchConfig:
     """Everything a search needs; the CLI and experiment YAMLs fill this in."""
 
-    model: str = "smollm2-135m"
-    datasets: tuple[str, ...] = ("harmbench-standard",)
-    n_prompts: int = 12  # prompts from the `search` split per candidate
-    # Further search-split prompts on which the front is re-measured to pick the champion (0 = off).
-    n_validation: int = 24
-    pop_size: int = 8
-    n_gen: int = 3
-    algorithm: str = "nsga2"  # or "random": the same budget drawn at random (the baseline)
-    samples: int = 1  # samples per prompt (different seeds)
-    seed: int = 0
-    judge: str = "safetune"
-    batch_size: int = 64  # generate() rows; a batch spans candidates, halved on out-of-memory
+    model: str = setting("smollm2-135m", "Alias (see `safetune models`), hub id or local folder.", short="-m")
+    datasets: tuple[str, ...] = setting(("harmbench-standard",), "Comma-separated prompt sets or CSV/JSONL files.")
+    n_prompts: int = setting(12, "Prompts from the search split per candidate.")
+    n_validation: int = setting(24, "Unseen search-split prompts to re-measure the front on before picking the "
+                                    "champion (0 = off).")
+    pop_size: int = setting(8, "Candidates per generation.")
+    n_gen: int = setting(3, "Generations per search.")
+    algorithm: str = setting("nsga2", "Search algorithm.")
+    samples: int = setting(1, "Samples per prompt (different seeds).")
+    seed: int = setting(0, "Seeds the prompt sample, the algorithm and sampling.")
+    judge: str = setting("safetune", "Judge name (primary objective).")
+    batch_size: int = setting(64, "Rows per generate call; a batch spans candidates, halved on out-of-memory.")
     space: SearchSpace = field(default_factory=SearchSpace)
     guards: GuardConfig = field(default_factory=GuardConfig)
-    judges: tuple[str, ...] = ()  # extra judges logged beside the primary `judge` (agreement)
+    judges: tuple[str, ...] = setting((), "Comma-separated judges logged beside the primary (agreement).",
+                                      flag="--extra-judges")
     default_config: DecodingConfig | None = None  # None = the model's own defaults
     # Configurations evaluated in the first generation beside the default (e.g. a known or suspect
     # champion to re-check under today's guards); they must lie inside the search space.
     include: tuple[DecodingConfig, ...] = ()
     # Fixed hypervolume reference point in minimised objective space: (harm_rate, -relevance).
     hv_ref: tuple[float, float] = (1.0, 0.0)
-    experiment: str = "safetune"
-    register: bool = True
+    experiment: str = setting("safetune", "MLflow experiment name (ignored under `mlflow run`).")
+    register: bool = setting(True, "Register the Pareto configurations.")
     # Champion rule: the most helpful configuration significantly safer than the default on the
     # validation prompts (and, if set, with harm_rate <= budget) that keeps every quality constraint.
-    harm_budget: float | None = None
-    cache_dir: str | None = None
-    devices: int = 1
-    accelerator: str = "cpu"
-    precision: str = "32-true"
-    # Weights' dtype: "auto" = bfloat16 where the hardware computes it natively, else float32.
-    dtype: str = "auto"
-    engine: str = "transformers"  # or "ray"; "transformers" with devices > 1 runs Lightning DDP in a child process
-    ray_address: str | None = None  # None: a local Ray cluster; else e.g. "ray://head:10001" or "auto"
-    ray_workers: int = 2  # Ray actors, each with its own copy of the model
+    harm_budget: float | None = setting(None, "Champion: only configurations with harm rate <= this (the lagrangian "
+                                              "search's constraint, default 0.2 there).")
+    cache_dir: str | None = setting(None, "Cache file (default: ~/.cache/safetune/cache.sqlite).", flag="--cache")
+    devices: int = setting(1, "Devices (GPUs) to generate on.")
+    accelerator: str = setting("cpu", "Lightning accelerator (cpu, gpu...).")
+    precision: str = setting("32-true", "Lightning precision.")
+    dtype: str = setting("auto", "Model weights' dtype (auto: bfloat16 where the CPU/GPU computes it natively, "
+                                 "else float32).")
+    engine: str = setting("transformers", "Generation engine.")
+    ray_address: str | None = setting(None, "Ray cluster to join (default: start a local one).")
+    ray_workers: int = setting(2, "Ray actors, each with its own model copy.")
 
     def __post_init__(self) -> None:
         positive = {
@@ -324,26 +347,15 @@ class SearchConfig:
             raise SafetuneError(f"n_validation must be >= 0 (got {self.n_validation})")
         if self.pop_size < 2:
             raise SafetuneError(f"pop_size must be >= 2 for NSGA-II (got {self.pop_size})")
-        if self.algorithm not in ALGORITHM_NAMES:
-            raise SafetuneError(f"unknown algorithm {self.algorithm!r}; known: {', '.join(ALGORITHM_NAMES)}")
         if self.harm_budget is not None and not 0 <= self.harm_budget <= 1:
             raise SafetuneError(f"harm_budget must be in [0, 1] (got {self.harm_budget})")
         if not self.datasets:
             raise SafetuneError("at least one dataset is needed")
-        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
-            raise SafetuneError(f"unknown dtype {self.dtype!r}; known: auto, float32, bfloat16, float16")
-        if self.engine not in ("transformers", "ray", "vllm"):
-            raise SafetuneError(f"unknown engine {self.engine!r}; known: transformers, ray, vllm")
-        if self.engine == "vllm" and self.space.no_repeat_ngram_size.high > 0:
-            raise SafetuneError("the vllm engine has no no_repeat_ngram_size: bound it with "
-                                "--bound no_repeat_ngram_size=0:0")
         for c in self.include:
             if self.space.decode(self.space.encode(c)) != c:
                 raise SafetuneError(f"included configuration {c.digest()} lies outside the search space")
         if len(self.include) + 1 > self.pop_size:
             raise SafetuneError(f"pop_size {self.pop_size} cannot hold the default and {len(self.include)} included configuration(s)")
-        if self.engine == "ray" and self.devices != 1:
-            raise SafetuneError("the ray engine runs one device per actor: use ray_workers, not devices")
 
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
@@ -352,3 +364,142 @@ class SearchConfig:
         data["default_config"] = self.default_config.to_dict() if self.default_config else None
         data["include"] = [c.to_dict() for c in self.include]
         return data
+
+
+@dataclass
+class EvaluateConfig:
+    """``safetune evaluate``: registered configurations against the model's default on held-out prompts."""
+
+    targets: tuple[str, ...] = ()  # models:/NAME@ALIAS, models:/NAME/N or config JSON files
+    model: str | None = setting(None, "Base model for `default` and config-file targets.", short="-m")
+    datasets: tuple[str, ...] = setting(("harmbench-standard",), "Comma-separated prompt sets or CSV/JSONL files.")
+    split: str = setting("holdout", "Side of the fixed split to evaluate on.")
+    n_prompts: int = setting(32, "Prompts per target.")
+    samples: int = setting(1, "Samples per prompt (different seeds).")
+    seed: int = setting(0, "Seeds the prompt sample and sampling.")
+    judge: str = setting("safetune", "Judge name.")
+    batch_size: int = setting(64, "Rows per generate call; a batch spans candidates, halved on out-of-memory.")
+    experiment: str = setting("safetune-evaluate", "MLflow experiment name.")
+    cache_dir: str | None = setting(None, "Cache file (default: ~/.cache/safetune/cache.sqlite).", flag="--cache")
+    n_benign: int = setting(32, "XSTest safe prompts (benign helpfulness).")
+    # Per task; tasks the default does not pass above chance are reported, not used.
+    n_capability: int = setting(40, "Items per capability task.")
+    default_max_new_tokens: int = 64  # the default's budget when no target sets one (targets set their own)
+
+    def __post_init__(self) -> None:
+        for name in ("n_prompts", "samples", "batch_size"):
+            if getattr(self, name) < 1:
+                raise SafetuneError(f"{name} must be >= 1 (got {getattr(self, name)})")
+        if not self.datasets:
+            raise SafetuneError("at least one dataset is needed")
+
+
+@dataclass
+class SurveyConfig:
+    """``safetune survey``: several models, each under its own default configuration, on the same prompts."""
+
+    models: tuple[str, ...] = ()
+    datasets: tuple[str, ...] = setting(("harmbench-standard",), "Comma-separated prompt sets or CSV/JSONL files.")
+    split: str = setting("holdout", "Side of the fixed split to survey on.")
+    n_prompts: int = setting(32, "Prompts per model.")
+    samples: int = setting(1, "Samples per prompt (different seeds).")  # k samples per prompt
+    seed: int = setting(0, "Seeds the prompt sample and sampling.")
+    judge: str = setting("safetune", "Primary judge (rates and tests).")
+    extra_judges: tuple[str, ...] = setting((), "Comma-separated judges logged beside the primary (agreement).")
+    # The one setting a default configuration does not fix (as `evaluate`).
+    max_new_tokens: int = setting(96, "Token budget of every answer.")
+    n_benign: int = setting(16, "XSTest safe prompts (over-refusal).")  # 0 skips
+    n_capability: int = setting(8, "Items per capability task.")  # 0 skips
+    batch_size: int = setting(64, "Rows per generate call; a batch spans candidates, halved on out-of-memory.")
+    experiment: str = setting("safetune-survey", "MLflow experiment name.")
+    cache_dir: str | None = setting(None, "Cache file (default: ~/.cache/safetune/cache.sqlite).", flag="--cache")
+
+    def __post_init__(self) -> None:
+        self.models = tuple(m.strip() for m in self.models if m and m.strip())
+        if not self.models:
+            raise SafetuneError("a survey needs at least one model (-m MODEL, repeatable)")
+        repeated = sorted({m for m in self.models if self.models.count(m) > 1})
+        if repeated:
+            raise SafetuneError(f"model {repeated[0]!r} is given more than once")
+        if not self.datasets:
+            raise SafetuneError("at least one dataset is needed")
+        if self.split not in PARTS:
+            raise SafetuneError(f"unknown split {self.split!r}; use one of: {', '.join(PARTS)}")
+        for name in ("n_prompts", "samples", "batch_size", "max_new_tokens"):
+            if getattr(self, name) < 1:
+                raise SafetuneError(f"{name} must be >= 1 (got {getattr(self, name)})")
+        for name in ("n_benign", "n_capability"):
+            if getattr(self, name) < 0:
+                raise SafetuneError(f"{name} must be >= 0 (got {getattr(self, name)})")
+        self.extra_judges = tuple(j for j in self.extra_judges if j)
+        if self.judge in self.extra_judges or len(set(self.extra_judges)) < len(self.extra_judges):
+            raise SafetuneError("each judge may appear once (primary and extra judges overlap)")
+
+    @property
+    def judges(self) -> tuple[str, ...]:
+        return (self.judge, *self.extra_judges)
+
+
+# --- experiment YAML files -------------------------------------------------------------------------
+
+
+def load_yaml(path: str | Path) -> dict:
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise SafetuneError(f"experiment file {str(path)!r} not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise SafetuneError(f"experiment file {path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(data, dict):
+        raise SafetuneError(f"experiment file {path} must hold a mapping of settings")
+    return data
+
+
+def parse_bound(text: str) -> tuple[str, list[float]]:
+    try:
+        knob, rng = text.split("=", 1)
+        low, high = (float(v) for v in rng.split(":"))
+    except ValueError as exc:
+        raise SafetuneError(f"bad --bound {text!r}; expected KNOB=LOW:HIGH, e.g. temperature=0.2:1.0") from exc
+    if knob not in SearchSpace.knobs():
+        raise SafetuneError(f"unknown knob {knob!r} in --bound; knobs: {', '.join(SearchSpace.knobs())}")
+    return knob, [low, high]
+
+
+def build_search_config(path, overrides: dict, bounds=(), system_prompts=None, guard_overrides=None) -> SearchConfig:
+    """The dataclass defaults, overridden by the experiment YAML at ``path`` (if any), overridden by
+    ``overrides`` (None = not given), ``bounds`` (KNOB=LOW:HIGH), ``system_prompts`` and ``guard_overrides``."""
+    data = load_yaml(path) if path else {}
+    unknown = set(data) - set(SearchConfig.__dataclass_fields__)
+    if unknown:
+        raise SafetuneError(f"unknown setting(s) in {path}: {', '.join(sorted(unknown))}")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    space = dict(data.pop("space", None) or {})
+    for text in bounds:
+        knob, rng = parse_bound(text)
+        space[knob] = rng
+    if system_prompts:
+        space["system_prompts"] = list(system_prompts)
+    data["space"] = SearchSpace.from_dict(space)
+    guards = data.pop("guards", None) or {}
+    if not isinstance(guards, dict):
+        raise SafetuneError("guards must be a mapping of guard settings")
+    guards.update({k: v for k, v in (guard_overrides or {}).items() if v is not None})
+    data["guards"] = GuardConfig.from_dict(guards)
+    if data.get("default_config") is not None:
+        data["default_config"] = DecodingConfig.from_dict(data["default_config"])
+    if data.get("include"):
+        if not isinstance(data["include"], list) or not all(isinstance(c, dict) for c in data["include"]):
+            raise SafetuneError("include must be a list of decoding configurations (mappings)")
+        data["include"] = tuple(DecodingConfig.from_dict(c) for c in data["include"])
+    for key in ("datasets", "hv_ref", "judges"):
+        if key in data:
+            value = data[key]
+            data[key] = split_list(value, key) if isinstance(value, str) else tuple(value)
+    try:
+        return SearchConfig(**data)
+    except (TypeError, ValueError) as exc:  # e.g. unknown keyword, or pop_size: "abc" in the YAML
+        raise SafetuneError(f"bad search settings: {exc}") from exc

@@ -37,6 +37,10 @@ class Registry:
         """Add or replace ``name``; ``target`` may be an ``Entry``, a "module:attribute" string or an object."""
         self._entries[name] = target if isinstance(target, Entry) else Entry(target, help)
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` if registered (a plugin or a test taking back what it added)."""
+        self._entries.pop(name, None)
+
     def names(self) -> list[str]:
         """Registered names, in registration order."""
         return list(self._entries)

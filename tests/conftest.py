@@ -95,10 +95,16 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("SAFETUNE_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    # mlflow.set_experiment exports the experiment's id for subprocesses: another test's store's.
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
     import mlflow
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
+    # The active experiment is process-global too: an earlier test's id may not exist in this store.
+    # (No public unset; set_experiment would create the store, which some tests check is not made.)
+    monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
     yield tmp_path
     while mlflow.active_run():
         mlflow.end_run()

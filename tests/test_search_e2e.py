@@ -20,8 +20,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from safetune.tracking import runs as tracking
-from safetune.config import GuardConfig, SearchConfig, SearchSpace
-from safetune.jobs.experiment import build_search_config
+from safetune.config import GuardConfig, SearchConfig, SearchSpace, build_search_config
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_BUDGET = ["--n-prompts", "3", "--pop-size", "3", "--n-gen", "2", "--bounds", "max_new_tokens=4:8",
@@ -194,7 +193,8 @@ def test_interrupted_search_resumes_without_regenerating(tiny_llama, isolated, m
 def test_interrupted_cli_search_resumes_without_regenerating_or_duplicating(tiny_llama, tmp_path, signame, code, status):
     """A signal in the middle of a real CLI search, then --resume: nothing finished is redone or lost."""
     import signal
-    import sqlite3
+
+    from safetune.cache import count_entries
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     budget = ["--n-prompts", "6", "--pop-size", "4", "--n-gen", "3", "--bounds", "max_new_tokens=6:10",
@@ -205,13 +205,7 @@ def test_interrupted_cli_search_resumes_without_regenerating_or_duplicating(tiny
     cache_db = tmp_path / "cache" / "cache.sqlite"
 
     def generated() -> int:
-        if not cache_db.exists():
-            return 0
-        try:
-            with sqlite3.connect(cache_db, timeout=1) as db:
-                return db.execute("SELECT COUNT(*) FROM entries WHERE kind = 'generation'").fetchone()[0]
-        except sqlite3.OperationalError:
-            return 0
+        return count_entries(cache_db, "generation")
 
     proc = subprocess.Popen([sys.executable, "-m", "safetune", *args], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

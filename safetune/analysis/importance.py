@@ -32,7 +32,7 @@ import pandas as pd
 from safetune.analysis import regression
 from safetune.config import DecodingConfig, SearchSpace
 from safetune.errors import SafetuneError
-from safetune.objectives.evaluator import CandidateResult
+from safetune.objectives.results import CandidateResult
 
 KNOBS: tuple[str, ...] = SearchSpace.knobs()
 FACTORS: tuple[str, ...] = KNOBS + ("system_prompt",)

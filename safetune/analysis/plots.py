@@ -11,6 +11,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+ALL = "all"  # the pooled "category" shown first in the survey's tables and chart
+
 
 def pareto_plot(results, front, default_idx, ref_point):
     """Harm rate vs relevance for every candidate; the front joined, the default marked."""
@@ -117,5 +119,48 @@ def forest_plot(table: pd.DataFrame):
         ax.set_xlabel("coefficient per SD")
         ax.grid(axis="x", alpha=0.3)
     axes[0][0].set_yticks(list(y.values()), list(y.keys()))
+    fig.tight_layout()
+    return fig
+
+
+def survey_plot(categories: pd.DataFrame):
+    """Harm rate per model (bars) grouped by category, Wilson intervals as error bars."""
+    groups = [ALL] + sorted(c for c in categories["category"].unique() if c != ALL)
+    models = list(dict.fromkeys(categories["model"]))
+    width = 0.8 / len(models)
+    x = np.arange(len(groups))
+    fig, ax = plt.subplots(figsize=(max(6.4, 1.1 * len(groups) * max(1, len(models) / 2)), 4.8))
+    for i, model in enumerate(models):
+        mine = categories[categories["model"] == model].set_index("category").reindex(groups)
+        rate = mine["harm_rate"].to_numpy(dtype=float)
+        # Clipped: floating-point noise can put a rate a hair outside its own interval.
+        err = np.clip([rate - mine["ci_low"].to_numpy(dtype=float), mine["ci_high"].to_numpy(dtype=float) - rate],
+                      0, None)
+        ax.bar(x + (i - (len(models) - 1) / 2) * width, rate, width, yerr=err, capsize=3, label=model)
+    ax.set_xticks(x, groups, rotation=30, ha="right")
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("harm rate (95% Wilson interval)")
+    ax.set_title("Harm rate under each model's default configuration")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="best", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def hypervolume_boxplot(hv: dict[str, list[float]], title: str):
+    """Final hypervolume per algorithm: box over seeds, every search as a dot."""
+    # A bare Figure (no pyplot): no global figure registry, no GUI backend, nothing to close.
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(1.8 + 1.4 * len(hv), 4.2))
+    ax = fig.subplots()
+    names = list(hv)
+    ax.boxplot([hv[n] for n in names], showmeans=True)
+    ax.set_xticks(range(1, len(names) + 1), names)  # (boxplot's label keyword was renamed in matplotlib 3.9)
+    for i, name in enumerate(names, start=1):
+        ax.scatter(np.full(len(hv[name]), i), hv[name], s=14, c="tab:blue", alpha=0.7, zorder=3)
+    ax.set_ylabel("final hypervolume (higher is better)")
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig

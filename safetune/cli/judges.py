@@ -1,6 +1,6 @@
-"""`safetune judge-train` and `safetune judge-eval` (registered into the main group by cli.py).
+"""`safetune judge`, `safetune judges`, `safetune judge-train` and `safetune judge-eval`.
 
-Both print numbers only: prompts and responses never reach the console or MLflow params/tags.
+They print numbers only: prompts and responses never reach the console or MLflow params/tags.
 """
 
 from __future__ import annotations
@@ -10,7 +10,28 @@ import shlex
 
 import click
 
-from safetune.cli.common import _friendly
+from safetune.cli.common import friendly, tracking_uri_option
+
+
+@click.command()
+@click.argument("input_path", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", "output_path", type=click.Path(dir_okay=False), required=True)
+@click.option("--judge", "judge_name", default="safetune", show_default=True)
+@friendly
+def judge(input_path, output_path, judge_name):
+    """Judge JSONL rows with `prompt` and `response` (optional `id`); writes JSONL verdicts."""
+    from safetune.jobs.judge_file import judge_jsonl
+
+    n, counts = judge_jsonl(input_path, output_path, judge_name)
+    click.echo(f"judged {n} rows with {judge_name}: harmful={counts[True]} not={counts[False]} unknown={counts[None]}")
+
+
+@click.command("judges")
+def judges():
+    """List judge names."""
+    from safetune.components.judges import judge_names
+
+    click.echo("\n".join(judge_names()))
 
 
 @click.command("judge-train")
@@ -20,7 +41,7 @@ from safetune.cli.common import _friendly
 @click.option("--write-devset/--no-write-devset", default=True, show_default=True,
               help="Also (re)write data/devset.jsonl for this seed.")
 @click.option("--dev-eval/--no-dev-eval", default=True, show_default=True, help="Measure the new judge on the dev set.")
-@_friendly
+@friendly
 def judge_train(output_dir, seed, write_devset, dev_eval):
     """Train the offline `safetune` judge from the vendored human-labelled data (grouped CV)."""
     from safetune.components.judges.trained import ARTIFACT_DIR
@@ -47,10 +68,10 @@ def judge_train(output_dir, seed, write_devset, dev_eval):
 @click.option("--data", default="devset", show_default=True, help="devset | xstest | PATH.jsonl (prompt, response, label, kind).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N rows (quick checks).")
 @click.option("--experiment", default="safetune-judges", show_default=True)
-@click.option("--tracking-uri", default=None, help="Default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db")
+@tracking_uri_option
 @click.option("--no-mlflow", is_flag=True, help="Print only; do not log an MLflow run.")
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Also write the metrics here.")
-@_friendly
+@friendly
 def judge_eval(judge_names, data, limit, experiment, tracking_uri, no_mlflow, json_path):
     """Measure judges on labelled rows: accuracy, balanced accuracy, per-kind FPR, ROC AUC, kappa."""
     from safetune.components.judges.training.measure import format_table

@@ -1,4 +1,4 @@
-"""`safetune report RUN_ID` (registered into the main group by cli.py).
+"""`safetune report RUN_ID`.
 
 Prints only where the report went: the page itself holds numbers and category names, never
 prompt or response text.
@@ -8,18 +8,18 @@ from __future__ import annotations
 
 import click
 
-from safetune.cli.common import _friendly
+from safetune.cli.common import friendly, tracking_uri_option
 
 
 @click.command("report")
 @click.argument("run_id")
 @click.option("-o", "--output", "output_path", type=click.Path(dir_okay=False), default=None,
               help="Where to write the HTML (default: report-RUN_ID.html in the working directory).")
-@click.option("--tracking-uri", default=None, help="Default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db")
+@tracking_uri_option
 @click.option("--alpha", type=float, default=0.05, show_default=True, help="CI level 1-alpha of the importance models.")
 @click.option("--log-artifact/--no-log-artifact", default=True, show_default=True,
               help="Also log the page to the search run as report.html.")
-@_friendly
+@friendly
 def report(run_id, output_path, tracking_uri, alpha, log_artifact):
     """HTML report of a search parent run: config, Pareto front, hypervolume, harm by category,
     parameter importance and any held-out evaluation of its registered configurations."""

@@ -12,9 +12,9 @@ from collections import defaultdict
 
 from safetune.datasets.items import PromptItem, PromptSet
 from safetune.datasets.loaders import load_prompt_sets
+from safetune.config import PARTS
 from safetune.errors import SafetuneError
 
-PARTS = ("search", "holdout", "all")
 SPLIT_SEED = 0  # the search/holdout split of prompt sets and tasks never depends on a search's seed
 
 

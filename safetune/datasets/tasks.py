@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from safetune.datasets.reader import bundled_path, jsonl_objects
-from safetune.datasets.splits import SPLIT_SEED
+from safetune.datasets.splits import PARTS, SPLIT_SEED
 from safetune.errors import SafetuneError
 from safetune.registries import Entry, Registry
 
@@ -155,8 +155,8 @@ def _rank(seed: int, item_id: str) -> str:
 
 def task_split(name: str, part: str) -> tuple[TaskItem, ...]:
     """``search`` or ``holdout`` half of a task (fixed hash order, independent of any search seed)."""
-    if part not in ("search", "holdout", "all"):
-        raise SafetuneError(f"unknown split part {part!r}; use one of: search, holdout, all")
+    if part not in PARTS:
+        raise SafetuneError(f"unknown split part {part!r}; use one of: {', '.join(PARTS)}")
     items = load_task(name)
     if part == "all":
         return items

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -18,38 +17,13 @@ from safetune.components.engines import get_engine
 from safetune.components.embeddings import Embedder
 from safetune.components.requests import check_context, load_tokenizer
 from safetune.components.judges.base import get_judge
-from safetune.config import DecodingConfig, GuardConfig
+from safetune.config import DecodingConfig, EvaluateConfig, GuardConfig
 from safetune.datasets import fixed_split, sample
 from safetune.errors import SafetuneError
 from safetune.objectives.evaluator import Evaluator
 from safetune.models import cache_root, default_decoding, resolve_model
 from safetune.analysis.comparison import compare_to_default, per_category, quadrant_table
 from safetune.datasets.tasks import TASKS, sample_tasks
-
-
-@dataclass
-class EvaluateConfig:
-    targets: tuple[str, ...] = ()
-    model: str | None = None
-    datasets: tuple[str, ...] = ("harmbench-standard",)
-    split: str = "holdout"
-    n_prompts: int = 32
-    samples: int = 1
-    seed: int = 0
-    judge: str = "safetune"
-    batch_size: int = 64  # generate() rows; a batch spans candidates, halved on out-of-memory
-    experiment: str = "safetune-evaluate"
-    cache_dir: str | None = None
-    n_benign: int = 32
-    n_capability: int = 40  # per task; tasks the default does not pass above chance are reported, not used
-    default_max_new_tokens: int = 64  # the default's budget when no target sets one (targets set their own)
-
-    def __post_init__(self) -> None:
-        for name in ("n_prompts", "samples", "batch_size"):
-            if getattr(self, name) < 1:
-                raise SafetuneError(f"{name} must be >= 1 (got {getattr(self, name)})")
-        if not self.datasets:
-            raise SafetuneError("at least one dataset is needed")
 
 
 def registered_config(uri: str) -> dict:

@@ -17,7 +17,6 @@ runs ``run_search`` once per (algorithm, seed), each its own MLflow parent run t
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import logging
 import os
 from dataclasses import dataclass
@@ -25,17 +24,17 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from safetune.analysis.comparison import compare_algorithms, generations_to_reach, summarize
+from safetune.analysis.plots import hypervolume_boxplot
 from safetune.config import SearchConfig
 from safetune.errors import SafetuneError
 from safetune.search.registry import algorithm_names
-from safetune.stats import holm, mann_whitney
 from safetune.tracking.runs import metric_key
 
 log = logging.getLogger(__name__)
 
 BASELINE = "random"
 SEARCH_COLUMNS = ["algorithm", "seed", "run_id", "final_hypervolume", "generations"]
-TEST_COLUMNS = ["algorithm_a", "algorithm_b", "n_a", "n_b", "u", "p_value", "p_holm", "a12"]
 
 
 @dataclass
@@ -46,66 +45,6 @@ class StudyResult:
     tests: pd.DataFrame  # one row per pair of algorithms: TEST_COLUMNS
     # algorithm -> {"mean_generations", "n_reached", "n"}: generations to reach random search's final HV
     to_baseline: dict[str, dict]
-
-
-# --- statistics (pure functions, tested on fixed numbers) ---------------------------------------------
-
-
-def summarize(searches: pd.DataFrame) -> pd.DataFrame:
-    """Per-algorithm n, mean and sample SD (ddof = 1; NaN with one search) of the final hypervolume."""
-    grouped = searches.groupby("algorithm", sort=False)["final_hypervolume"]
-    return grouped.agg(n="count", mean="mean", sd="std").reset_index()
-
-
-def pairwise_tests(hv: dict[str, list[float]]) -> pd.DataFrame:
-    """Mann-Whitney U and A12 for each pair of algorithms (in the given order), Holm over the pairs.
-
-    ``a12`` is P(HV of algorithm_a > HV of algorithm_b) + half the ties (from ``stats.mann_whitney``,
-    which takes it from ``stats.vargha_delaney_a12``); ``u`` is U for algorithm_a.
-    """
-    rows = []
-    for a, b in itertools.combinations(hv, 2):
-        test = mann_whitney(hv[a], hv[b])
-        rows.append([a, b, test["n_x"], test["n_y"], test["statistic"], test["p_value"], np.nan, test["a12"]])
-    table = pd.DataFrame(rows, columns=TEST_COLUMNS)
-    if len(table):
-        table["p_holm"] = holm(table["p_value"].tolist())
-    return table
-
-
-def generations_to_reach(histories: dict[int, list[float]], targets: dict[int, float]) -> dict:
-    """Generations (a count, 1 = the initial population) each seed's HV history needs to reach its target.
-
-    Seeds that never reach it are counted in ``n`` but not in ``mean_generations`` (reported as
-    ``n_reached``); ``mean_generations`` is NaN when no seed reached. Only seeds with a target count.
-    """
-    needed = []
-    for seed, target in targets.items():
-        history = np.asarray(histories.get(seed, []), dtype=float)
-        hits = np.flatnonzero(history >= target - 1e-12)  # float round-off of the same front
-        needed.append(float(hits[0] + 1) if hits.size else np.nan)
-    reached = [n for n in needed if not np.isnan(n)]
-    return {"mean_generations": float(np.mean(reached)) if reached else float("nan"),
-            "n_reached": len(reached), "n": len(needed)}
-
-
-def hypervolume_boxplot(hv: dict[str, list[float]], title: str):
-    """Final hypervolume per algorithm: box over seeds, every search as a dot."""
-    # A bare Figure (no pyplot): no global figure registry, no GUI backend, nothing to close.
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(1.8 + 1.4 * len(hv), 4.2))
-    ax = fig.subplots()
-    names = list(hv)
-    ax.boxplot([hv[n] for n in names], showmeans=True)
-    ax.set_xticks(range(1, len(names) + 1), names)  # (boxplot's label keyword was renamed in matplotlib 3.9)
-    for i, name in enumerate(names, start=1):
-        ax.scatter(np.full(len(hv[name]), i), hv[name], s=14, c="tab:blue", alpha=0.7, zorder=3)
-    ax.set_ylabel("final hypervolume (higher is better)")
-    ax.set_title(title)
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    return fig
 
 
 # --- orchestration ------------------------------------------------------------------------------------
@@ -177,7 +116,7 @@ def run_study(base_cfg: SearchConfig, seeds: list[int], algorithms: list[str], t
     searches = pd.DataFrame(rows, columns=SEARCH_COLUMNS)
     hv = {a: searches.loc[searches["algorithm"] == a, "final_hypervolume"].tolist() for a in algorithms}
     summary = summarize(searches)
-    tests = pairwise_tests(hv)
+    tests = compare_algorithms(hv)
     to_baseline = {}
     if BASELINE in algorithms:
         targets = {s: histories[(BASELINE, s)][-1] for s in seeds}

@@ -14,77 +14,29 @@ prompts with McNemar's exact test, Holm-corrected across all pairs.
 from __future__ import annotations
 
 import gc
-import itertools
-
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import mlflow
-import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from safetune.analysis import plots  # noqa: F401  (selects the headless matplotlib backend)
-from safetune import stats
-from safetune.tracking import runs as tracking
-from safetune.tracking.runs import metric_key
+from safetune.analysis.comparison import compare_models, per_category
+from safetune.analysis.plots import ALL, plt, survey_plot
 from safetune.cache import Cache
-from safetune.analysis.comparison import per_category
+from safetune.components.embeddings import Embedder
 from safetune.components.engines import get_engine
 from safetune.components.judges.base import check_judge, get_judge
-from safetune.components.embeddings import Embedder
+from safetune.config import SurveyConfig
 from safetune.datasets import PromptSet, fixed_split, sample
-from safetune.datasets.splits import PARTS
 from safetune.datasets.tasks import TASKS, sample_tasks
 from safetune.errors import SafetuneError
-from safetune.objectives.evaluator import CandidateResult, Evaluator
+from safetune.objectives.evaluator import Evaluator
+from safetune.objectives.results import CandidateResult
 from safetune.models import ModelRef, cache_root, default_decoding, resolve_model
+from safetune.tracking import runs as tracking
+from safetune.tracking.runs import metric_key
 
-ALL = "all"  # the pooled "category" shown first in tables and the chart
-
-
-@dataclass
-class SurveyConfig:
-    models: tuple[str, ...] = ()
-    datasets: tuple[str, ...] = ("harmbench-standard",)
-    split: str = "holdout"
-    n_prompts: int = 32
-    samples: int = 1  # k samples per prompt (different seeds)
-    seed: int = 0
-    judge: str = "heuristic"  # primary: harm rates and the pairwise tests
-    extra_judges: tuple[str, ...] = ()  # logged beside the primary: their rates, agreement, kappa
-    max_new_tokens: int = 96  # the one setting a default configuration does not fix (as `evaluate`)
-    n_benign: int = 16  # XSTest safe prompts (over-refusal guard); 0 skips
-    n_capability: int = 8  # items per capability task; 0 skips
-    batch_size: int = 64  # generate() rows; a batch spans candidates, halved on out-of-memory
-    experiment: str = "safetune-survey"
-    cache_dir: str | None = None
-
-    def __post_init__(self) -> None:
-        self.models = tuple(m.strip() for m in self.models if m and m.strip())
-        if not self.models:
-            raise SafetuneError("a survey needs at least one model (-m MODEL, repeatable)")
-        repeated = sorted({m for m in self.models if self.models.count(m) > 1})
-        if repeated:
-            raise SafetuneError(f"model {repeated[0]!r} is given more than once")
-        if not self.datasets:
-            raise SafetuneError("at least one dataset is needed")
-        if self.split not in PARTS:
-            raise SafetuneError(f"unknown split {self.split!r}; use one of: {', '.join(PARTS)}")
-        for name in ("n_prompts", "samples", "batch_size", "max_new_tokens"):
-            if getattr(self, name) < 1:
-                raise SafetuneError(f"{name} must be >= 1 (got {getattr(self, name)})")
-        for name in ("n_benign", "n_capability"):
-            if getattr(self, name) < 0:
-                raise SafetuneError(f"{name} must be >= 0 (got {getattr(self, name)})")
-        self.extra_judges = tuple(j for j in self.extra_judges if j)
-        if self.judge in self.extra_judges or len(set(self.extra_judges)) < len(self.extra_judges):
-            raise SafetuneError("each judge may appear once (primary and extra judges overlap)")
-
-    @property
-    def judges(self) -> tuple[str, ...]:
-        return (self.judge, *self.extra_judges)
 
 
 @dataclass
@@ -129,48 +81,6 @@ def survey_prompts(cfg: SurveyConfig) -> tuple[PromptSet, PromptSet | None, tupl
     return prompts, benign, tasks
 
 
-# --- statistics -------------------------------------------------------------------------------
-
-
-def prompt_verdicts(result: CandidateResult) -> dict[str, bool | None]:
-    """Per harmful prompt: harmful when at least half of its judged samples are (a prompt that
-    yields harm half the time is not safe); None when no sample got a verdict.
-
-    McNemar pairs prompts, not samples: sample s of two different models share nothing but an
-    index, and k samples of one prompt are not independent observations.
-    """
-    votes: dict[str, list[bool]] = {}
-    for row in result.rows:
-        if row["suite"] == "harmful":
-            judged = votes.setdefault(row["prompt_id"], [])
-            if row.get("harmful") is not None:
-                judged.append(bool(row["harmful"]))
-    return {pid: (2 * sum(v) >= len(v)) if v else None for pid, v in votes.items()}
-
-
-def pairwise_tests(results: dict[str, CandidateResult]) -> list[dict]:
-    """McNemar's exact test for every pair of models on the prompts both answered; Holm over pairs.
-
-    ``a_only`` counts prompts harmful under model_a but not model_b (McNemar's b10), ``b_only`` the
-    reverse; ``odds_ratio`` > 1 means model_a is the more harmful.
-    """
-    verdicts = {key: prompt_verdicts(res) for key, res in results.items()}
-    rows = []
-    for a, b in itertools.combinations(results, 2):
-        shared = [pid for pid in verdicts[a] if pid in verdicts[b]]
-        mc = stats.mcnemar_exact([verdicts[a][p] for p in shared], [verdicts[b][p] for p in shared])
-        rows.append({
-            "model_a": a, "model_b": b, "n_prompts": mc["n"],
-            "harmful_both": mc["n11"], "a_only": mc["b10"], "b_only": mc["b01"], "neither": mc["n00"],
-            "prompt_harm_rate_a": mc["rate_a"], "prompt_harm_rate_b": mc["rate_b"],
-            "cohens_h": stats.cohens_h(mc["rate_a"], mc["rate_b"]),
-            "odds_ratio": mc["odds_ratio"], "mcnemar_p": mc["p_value"],
-        })
-    for row, p in zip(rows, stats.holm([r["mcnemar_p"] for r in rows])):
-        row["mcnemar_p_holm"] = p
-    return rows
-
-
 # --- tables and chart -------------------------------------------------------------------------
 
 
@@ -197,30 +107,6 @@ def category_rows(key: str, result: CandidateResult) -> list[dict]:
 def category_metrics(result: CandidateResult) -> dict[str, float]:
     return {f"category.{metric_key(cat)}.{name}": float(v)
             for cat, vals in per_category(result).items() for name, v in vals.items() if v == v}
-
-
-def survey_plot(categories: pd.DataFrame):
-    """Harm rate per model (bars) grouped by category, Wilson intervals as error bars."""
-    groups = [ALL] + sorted(c for c in categories["category"].unique() if c != ALL)
-    models = list(dict.fromkeys(categories["model"]))
-    width = 0.8 / len(models)
-    x = np.arange(len(groups))
-    fig, ax = plt.subplots(figsize=(max(6.4, 1.1 * len(groups) * max(1, len(models) / 2)), 4.8))
-    for i, model in enumerate(models):
-        mine = categories[categories["model"] == model].set_index("category").reindex(groups)
-        rate = mine["harm_rate"].to_numpy(dtype=float)
-        # Clipped: floating-point noise can put a rate a hair outside its own interval.
-        err = np.clip([rate - mine["ci_low"].to_numpy(dtype=float), mine["ci_high"].to_numpy(dtype=float) - rate],
-                      0, None)
-        ax.bar(x + (i - (len(models) - 1) / 2) * width, rate, width, yerr=err, capsize=3, label=model)
-    ax.set_xticks(x, groups, rotation=30, ha="right")
-    ax.set_ylim(0, 1.05)
-    ax.set_ylabel("harm rate (95% Wilson interval)")
-    ax.set_title("Harm rate under each model's default configuration")
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(loc="best", fontsize="small")
-    fig.tight_layout()
-    return fig
 
 
 # --- the job ----------------------------------------------------------------------------------
@@ -308,7 +194,7 @@ def run_survey(cfg: SurveyConfig, tracking_uri: str | None = None, progress: boo
 
         table = pd.DataFrame([summary_row(k, ref, results[k]) for k, ref in zip(keys, refs)])
         categories = pd.DataFrame([row for k in keys for row in category_rows(k, results[k])])
-        pairwise = pd.DataFrame(pairwise_tests(results))
+        pairwise = pd.DataFrame(compare_models(results))
         summary = {
             "models": dict(zip(keys, cfg.models)), "split": cfg.split, "n_prompts": len(prompts),
             "samples": cfg.samples, "judges": list(cfg.judges), "child_runs": child_ids,

@@ -27,7 +27,7 @@ class CandidateResult:
     incoherence_rate: float = NAN  # degenerate or empty responses, harmful + benign prompts
     benign_compliance: float = NAN  # answered (not refused, not degenerate) benign prompts
     capability: float = NAN  # accuracy on capability items
-    # Coherent, not refused, on topic and complete benign answers (safetune/quality.py).
+    # Coherent, not refused, on topic and complete benign answers (objectives/guards.py).
     benign_helpfulness: float = NAN
     fluency_nll: float = NAN  # median raw-distribution NLL (nats/token) of harmful + benign responses
     n_benign: int = 0

@@ -18,7 +18,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from safetune.errors import SafetuneError
-from safetune.objectives.evaluator import CandidateResult
+from safetune.objectives.results import CandidateResult
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from safetune.tracking import runs as tracking
 from safetune.analysis import importance
 from safetune.config import DecodingConfig
 from safetune.errors import SafetuneError
-from safetune.objectives.evaluator import CandidateResult
+from safetune.objectives.results import CandidateResult
 from safetune.analysis.importance import (
     HARM,
     HARM_ADJUSTED,

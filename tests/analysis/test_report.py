@@ -19,7 +19,7 @@ from safetune import stats
 from safetune.tracking import runs as tracking
 from safetune.config import DecodingConfig, GuardConfig, SearchConfig, SearchSpace
 from safetune.errors import SafetuneError
-from safetune.objectives.evaluator import CandidateResult
+from safetune.objectives.results import CandidateResult
 from safetune.cli.report import report as report_cmd
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -28,7 +28,8 @@ PNG = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def searched(tiny_llama, tmp_path_factory):
     """NSGA-II search (registered), a random search of the same model, and `evaluate` of its champion."""
-    from safetune.jobs.evaluate import EvaluateConfig, run_evaluate
+    from safetune.config import EvaluateConfig
+    from safetune.jobs.evaluate import run_evaluate
     from safetune.jobs.search import run_search
     from safetune.jobs.search.prepare import search_prompts
 

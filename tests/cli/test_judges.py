@@ -106,11 +106,11 @@ def test_judge_eval_limit_must_be_positive(tmp_path):
         assert result.exit_code == 2 and "--limit" in result.output
 
 
-def test_judge_eval_command_logs_mlflow(tmp_path):
+def test_judge_eval_command_logs_mlflow(tmp_path, request):
     from click.testing import CliRunner
 
     from safetune.cli.judges import judge_eval
-    from safetune.components.judges.base import Judge, Verdict, register_judge
+    from safetune.components.judges.base import JUDGES, Judge, Verdict, register_judge
 
     class Fixed(Judge):
         def __init__(self, fixed):
@@ -124,6 +124,8 @@ def test_judge_eval_command_logs_mlflow(tmp_path):
 
     register_judge("test-fixed-a", lambda: Fixed([True, False, True, False, None, False]))
     register_judge("test-fixed-b", lambda: Fixed([True, True, False, False, False, False]))
+    for name in ("test-fixed-a", "test-fixed-b"):  # the registry is global: leave it as found
+        request.addfinalizer(lambda name=name: JUDGES.unregister(name))
     data = tmp_path / "rows.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     out = tmp_path / "m.json"

@@ -1,72 +1,20 @@
-"""safetune/study.py and `safetune study`: statistics on fixed numbers, orchestration on a tiny model."""
+"""jobs/study.py and `safetune study`: orchestration on a tiny model (its statistics: tests/analysis/test_comparison.py)."""
 
 from __future__ import annotations
 
-import math
-
 import mlflow
 import numpy as np
-import pandas as pd
 import pytest
 from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
 from safetune.config import GuardConfig, SearchConfig, SearchSpace
 from safetune.errors import SafetuneError
-from safetune.jobs.study import generations_to_reach, pairwise_tests, run_study, summarize
+from safetune.analysis.comparison import generations_to_reach
+from safetune.jobs.study import run_study
 from safetune.cli.study import parse_seeds, study
 
 # --- statistics on fixed numbers ------------------------------------------------------------------------
-
-HV = {
-    "nsga2": [0.5, 0.6, 0.7],
-    "random": [0.1, 0.2, 0.3],
-    "lagrangian": [0.15, 0.25, 0.65],
-}
-
-
-def test_pairwise_tests_hand_computed():
-    """Exact Mann-Whitney with n = 3 + 3 (no ties): U takes 0..9 with counts 1,1,2,3,3,3,3,2,1,1 over
-    C(6,3) = 20 orderings, so two-sided p = 2 * P(U >= u) for the upper tail.
-
-    nsga2 vs random:     U = 9, p = 2 * 1/20 = 0.1,  A12 = 9/9
-    nsga2 vs lagrangian: U = 7 (0.5 > 0.15, 0.25; 0.6 > 0.15, 0.25; 0.7 > all), p = 2 * 4/20 = 0.4, A12 = 7/9
-    random vs lagrangian: U = 3, p = 2 * P(U <= 3) = 2 * 7/20 = 0.7, A12 = 3/9
-    Holm over (0.1, 0.4, 0.7): 3 * 0.1 = 0.3, max(0.3, 2 * 0.4) = 0.8, max(0.8, 0.7) = 0.8.
-    """
-    table = pairwise_tests(HV)
-    assert table[["algorithm_a", "algorithm_b"]].values.tolist() == [
-        ["nsga2", "random"], ["nsga2", "lagrangian"], ["random", "lagrangian"]]
-    assert table["u"].tolist() == [9.0, 7.0, 3.0]
-    assert table["p_value"].tolist() == pytest.approx([0.1, 0.4, 0.7])
-    assert table["p_holm"].tolist() == pytest.approx([0.3, 0.8, 0.8])
-    assert table["a12"].tolist() == pytest.approx([1.0, 7 / 9, 3 / 9])
-    assert table["n_a"].tolist() == [3, 3, 3]
-
-
-def test_pairwise_tests_ties_and_single_algorithm():
-    table = pairwise_tests({"a": [0.2, 0.2], "b": [0.2, 0.2]})
-    assert table["p_value"].tolist() == [1.0] and table["a12"].tolist() == [0.5]
-    assert len(pairwise_tests({"only": [0.1, 0.2]})) == 0
-
-
-def test_summarize_mean_and_sample_sd():
-    searches = pd.DataFrame({"algorithm": ["nsga2"] * 3 + ["random"], "final_hypervolume": [0.5, 0.6, 0.7, 0.2]})
-    summary = summarize(searches).set_index("algorithm")
-    assert summary.loc["nsga2", "mean"] == pytest.approx(0.6)
-    assert summary.loc["nsga2", "sd"] == pytest.approx(0.1)  # ddof = 1
-    assert summary.loc["nsga2", "n"] == 3
-    assert math.isnan(summary.loc["random", "sd"])
-
-
-def test_generations_to_reach_counts_generations_and_misses():
-    histories = {0: [0.1, 0.3, 0.5], 1: [0.2, 0.2, 0.25], 2: [0.4, 0.4, 0.4]}
-    targets = {0: 0.3, 1: 0.4, 2: 0.35}
-    # seed 0: second generation (2); seed 1: never; seed 2: initial population (1).
-    assert generations_to_reach(histories, targets) == {"mean_generations": 1.5, "n_reached": 2, "n": 3}
-    none = generations_to_reach({0: [0.1]}, {0: 0.9})
-    assert math.isnan(none["mean_generations"]) and none["n_reached"] == 0 and none["n"] == 1
-
 
 def test_parse_seeds():
     assert parse_seeds("1, 2,3") == [1, 2, 3]
@@ -187,16 +135,6 @@ def test_study_command_bad_seeds_is_one_line():
     out = CliRunner().invoke(study, ["--seeds", "1,x"])
     assert out.exit_code == 2
     assert out.output.strip().splitlines() == ["error: bad --seeds '1,x'; expected comma-separated integers, e.g. 1,2,3"]
-
-
-def test_boxplot_has_one_box_per_algorithm():
-    from safetune.jobs.study import hypervolume_boxplot
-
-    fig = hypervolume_boxplot(HV, "t")
-    ax = fig.axes[0]
-    assert [t.get_text() for t in ax.get_xticklabels()] == list(HV)
-    assert len(ax.collections) == len(HV)  # the per-search dots, one scatter per algorithm
-    assert sorted(ax.collections[0].get_offsets()[:, 1].tolist()) == HV["nsga2"]
 
 
 def test_a_failing_search_marks_the_study_run_failed(tmp_path, monkeypatch):

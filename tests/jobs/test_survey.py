@@ -3,8 +3,6 @@ consistency of the logged McNemar tests with the logged per-prompt verdicts."""
 
 from __future__ import annotations
 
-import math
-
 import mlflow
 import pandas as pd
 import pytest
@@ -16,70 +14,14 @@ from scipy.stats import binomtest
 
 from safetune.components.judges import base as judges_base
 from safetune.components.judges.base import Judge, Verdict
-from safetune.config import DecodingConfig
 from safetune.errors import SafetuneError
-from safetune.objectives.evaluator import CandidateResult
 from safetune.models import ModelRef
-from safetune.jobs.survey import SurveyConfig, model_keys, pairwise_tests, prompt_verdicts, run_survey
+from safetune.config import SurveyConfig
+from safetune.jobs.survey import model_keys, run_survey
 from safetune.cli.survey import survey
 
 NAN = float("nan")
 N_PROMPTS, SAMPLES, N_BENIGN, N_CAPABILITY = 6, 2, 2, 1  # capability: items per task (2 tasks)
-
-
-def result_from(verdicts: dict[str, list]) -> CandidateResult:
-    """A result whose harmful-suite rows carry the given per-sample verdicts (True/False/None)."""
-    rows = [{"suite": "harmful", "prompt_id": pid, "category": "cat", "sample": s, "harmful": v}
-            for pid, vs in verdicts.items() for s, v in enumerate(vs)]
-    rows.append({"suite": "benign", "prompt_id": "b/0", "category": "safe", "sample": 0, "complied": True})
-    return CandidateResult(DecodingConfig(), NAN, NAN, NAN, NAN, NAN, len(rows) - 1, 0, 0, 0, 0.0, 0.0, rows=rows)
-
-
-def outcomes(values: list) -> CandidateResult:
-    return result_from({f"p{i}": [v] for i, v in enumerate(values)})
-
-
-# --- statistics on hand-built verdicts ----------------------------------------------------------
-
-
-def test_prompt_verdict_is_the_majority_of_judged_samples_ties_harmful():
-    res = result_from({"a": [True, False, False], "b": [True, False], "c": [None, None],
-                       "d": [True, None, False, True]})
-    assert prompt_verdicts(res) == {"a": False, "b": True, "c": None, "d": True}
-
-
-def test_pairwise_mcnemar_and_holm_match_hand_values():
-    # 10 prompts. A vs B: A alone harmful on 6 (b10=6, b01=0); A vs C: 2 vs 1; B vs C: C alone on 5.
-    T, F = True, False
-    a = outcomes([T, T, T, T, T, T, F, F, F, T])
-    b = outcomes([F, F, F, F, F, F, F, F, F, T])
-    c = outcomes([T, T, T, T, F, F, T, F, F, T])
-    rows = {(r["model_a"], r["model_b"]): r for r in pairwise_tests({"A": a, "B": b, "C": c})}
-    ab, ac, bc = rows["A", "B"], rows["A", "C"], rows["B", "C"]
-    assert (ab["a_only"], ab["b_only"], ab["n_prompts"]) == (6, 0, 10)
-    assert (ac["a_only"], ac["b_only"]) == (2, 1)
-    assert (bc["a_only"], bc["b_only"]) == (0, 5)
-    # Exact two-sided binomial p-values: 2 * 0.5**6, min(1, 2 * P(X <= 1 | n=3)) = 1, 2 * 0.5**5.
-    assert ab["mcnemar_p"] == pytest.approx(0.03125)
-    assert ac["mcnemar_p"] == pytest.approx(1.0)
-    assert bc["mcnemar_p"] == pytest.approx(0.0625)
-    # Holm over 3 pairs: 3 * 0.03125, then max(2 * 0.0625, previous), then min(1, 1 * 1.0).
-    assert ab["mcnemar_p_holm"] == pytest.approx(0.09375)
-    assert bc["mcnemar_p_holm"] == pytest.approx(0.125)
-    assert ac["mcnemar_p_holm"] == pytest.approx(1.0)
-    assert ab["prompt_harm_rate_a"] == pytest.approx(0.7) and ab["prompt_harm_rate_b"] == pytest.approx(0.1)
-    assert ab["cohens_h"] == pytest.approx(2 * math.asin(math.sqrt(0.7)) - 2 * math.asin(math.sqrt(0.1)))
-
-
-def test_pairwise_drops_prompts_without_a_verdict_on_either_side():
-    a = outcomes([True, True, None, False])
-    b = outcomes([False, None, True, False])
-    (row,) = pairwise_tests({"A": a, "B": b})
-    assert (row["n_prompts"], row["a_only"], row["b_only"], row["neither"]) == (2, 1, 0, 1)
-
-
-def test_one_model_has_no_pairs():
-    assert pairwise_tests({"A": outcomes([True, False])}) == []
 
 
 # --- configuration and early errors --------------------------------------------------------------
@@ -91,7 +33,7 @@ def test_one_model_has_no_pairs():
     ({"models": ("a",), "n_prompts": 0}, "n_prompts must be >= 1"),
     ({"models": ("a",), "n_benign": -1}, "n_benign must be >= 0"),
     ({"models": ("a",), "split": "train"}, "unknown split 'train'"),
-    ({"models": ("a",), "extra_judges": ("heuristic",)}, "appear once"),
+    ({"models": ("a",), "extra_judges": ("safetune",)}, "appear once"),  # the default primary judge
     ({"models": ("a",), "datasets": ()}, "at least one dataset"),
 ])
 def test_config_rejects_bad_input(kwargs, message):
@@ -158,7 +100,7 @@ def surveyed(tiny_llama, tiny_qwen, tmp_path_factory):
             "--tracking-uri", uri, "--experiment", "survey-e2e", "--cache", str(work / "cache.sqlite"), "--no-progress",
         ], env={"SAFETUNE_CACHE": str(work / "cache"), "MLFLOW_RUN_ID": None}, catch_exceptions=False)
     finally:
-        judges_base._FACTORIES.pop(LengthParityJudge.name, None)
+        judges_base.JUDGES.unregister(LengthParityJudge.name)
     assert out.exit_code == 0, out.output
     mlflow.set_tracking_uri(uri)
     client = MlflowClient()
@@ -196,7 +138,7 @@ def test_parent_and_one_child_per_model(surveyed):
 def test_responses_table_has_every_response(surveyed):
     for table in surveyed["tables"].values():
         counts = table["suite"].value_counts().to_dict()
-        assert counts == {"harmful": N_PROMPTS * SAMPLES, "benign": N_BENIGN, "capability": len(TASKS) * N_CAPABILITY}
+        assert counts == {"harmful": N_PROMPTS * SAMPLES, "benign": N_BENIGN, "capability": len(TASKS.names()) * N_CAPABILITY}
         assert {"prompt", "response", "harmful", "harmful.heuristic"} <= set(table.columns)
 
 

@@ -11,8 +11,8 @@ import json
 import mlflow
 import pytest
 
-from safetune.config import Bound, DecodingConfig, GuardConfig, SearchConfig, SearchSpace
-from safetune.jobs.evaluate import EvaluateConfig, run_evaluate
+from safetune.config import Bound, DecodingConfig, EvaluateConfig, GuardConfig, SearchConfig, SearchSpace
+from safetune.jobs.evaluate import run_evaluate
 
 SALAD = DecodingConfig(temperature=1.4601, top_p=0.7529, top_k=39, repetition_penalty=0.7679,
                        no_repeat_ngram_size=2, max_new_tokens=33, system_prompt="balanced")

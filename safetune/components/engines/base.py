@@ -38,6 +38,8 @@ from safetune.models import ModelRef
 
 class Engine(abc.ABC):
     dtype: str = "float32"
+    # Decoding knobs the engine cannot apply: a search on it must bound them to 0 (checked before it runs).
+    unsupported_knobs: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         self.on_batch: Callable[[int], None] | None = None  # progress hook, set by the caller

@@ -7,12 +7,13 @@ from safetune.registries import Entry, Registry
 
 ENGINES = Registry("engine", {
     "transformers": Entry("safetune.components.engines.transformers:TransformersEngine",
-                          "the default; devices > 1 runs Lightning DDP in a child process"),
-    "multidevice": Entry("safetune.components.engines.multidevice:MultiDeviceEngine",
-                         "Lightning DDP in a child process; what transformers with devices > 1 uses"),
+                          "the default; --devices > 1 runs Lightning DDP in a child process"),
     "ray": Entry("safetune.components.engines.ray:RayEngine", "Ray actors, one model copy each"),
     "vllm": Entry("safetune.components.engines.vllm:VLLMEngine", "GPUs: per-request sampling parameters"),
 })
+# What "transformers" runs on several devices: Lightning's DDP re-runs the calling script once per
+# device, so it cannot run inside a search process (see multidevice.py). Not a name users choose.
+MULTIDEVICE = Registry("engine", {"multidevice": "safetune.components.engines.multidevice:MultiDeviceEngine"})
 
 
 def engine_names() -> list[str]:
@@ -21,7 +22,6 @@ def engine_names() -> list[str]:
 
 def get_engine(name: str, **kwargs) -> Engine:
     ENGINES.check(name)
-    # Lightning's DDP re-runs the calling script once per device: several devices need a child process.
     if name == "transformers" and kwargs.get("devices", 1) > 1:
-        name = "multidevice"
+        return MULTIDEVICE.load("multidevice")(**kwargs)
     return ENGINES.load(name)(**kwargs)

@@ -57,6 +57,8 @@ def completion_nll(completion, stop_ids: set[int] = frozenset()) -> float | None
 
 
 class VLLMEngine(ModelEngine):
+    unsupported_knobs = ("no_repeat_ngram_size",)  # vLLM has no such sampling parameter
+
     def __init__(self, ref: ModelRef, cache: Cache | None = None, *, batch_size: int = 64, accelerator: str = "gpu",
                  devices: int = 1, precision: str = "32-true", dtype: str = "auto", **llm_kwargs):
         try:

@@ -25,9 +25,11 @@ def run_search(cfg: SearchConfig, tracking_uri: str | None = None, resume_run_id
     from safetune.jobs.progress import Progress
     from safetune.jobs.search.finish import finish
     from safetune.jobs.search.loop import run_loop
+    from safetune.jobs.search.preflight import preflight
     from safetune.jobs.search.prepare import log_start, prepare
     from safetune.tracking import runs as tracking
 
+    cfg = preflight(cfg)
     tracking.setup_tracking(tracking_uri)
     if resume_run_id:
         tracking.check_resumable(resume_run_id, cfg.experiment, cfg.to_dict())

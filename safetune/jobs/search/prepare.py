@@ -22,7 +22,7 @@ from safetune.components.judges.base import get_judge
 from safetune.components.requests import check_context, load_tokenizer
 from safetune.config import DecodingConfig, SearchConfig
 from safetune.datasets import PromptSet, fixed_split, sample
-from safetune.datasets.tasks import sample_tasks
+from safetune.datasets.tasks import TASKS, sample_tasks
 from safetune.models import ModelRef, cache_root, default_decoding, resolve_model
 from safetune.objectives.evaluator import Evaluator
 from safetune.search.base import SearchAlgorithm
@@ -42,7 +42,8 @@ def guard_suites(cfg: SearchConfig) -> tuple[PromptSet | None, tuple]:
     if not g.enabled:
         return None, ()
     benign = sample(fixed_split(g.benign_datasets, "search"), g.n_benign, seed=cfg.seed) if g.n_benign else None
-    tasks = sample_tasks(g.capability_tasks, g.n_capability, seed=cfg.seed) if g.n_capability else ()
+    names = TASKS.names() if g.capability_tasks is None else g.capability_tasks  # None: every task
+    tasks = sample_tasks(names, g.n_capability, seed=cfg.seed) if g.n_capability else ()
     return benign, tasks
 
 

@@ -1,7 +1,8 @@
 """Multi-device generation: a two-rank Lightning DDP job (CPU, gloo) in a child process.
 
-The child is expensive (two ranks each import torch and load the model), so one test runs it on a
-mixed request list and checks everything about the result; the rest test the pieces directly.
+The child is expensive (two ranks each import torch and load the model), so one call on the
+conformance suite's mixed population serves the suite and the checks of the ranks; the rest test
+the pieces directly.
 """
 
 import dataclasses
@@ -11,7 +12,6 @@ import pytest
 
 from safetune.cache import Cache
 from safetune.components.engines.base import DispatchingEngine
-from safetune.components.engines.transformers import TransformersEngine
 from safetune.components.generation import Generation, GenerationRequest
 from safetune.components.engines.multidevice import (
     WORKER_ERROR, MultiDeviceEngine, MultiDeviceJob, RankFiles, last_error_line,
@@ -20,6 +20,7 @@ from safetune.components.engines.multidevice import (
 from safetune.config import DecodingConfig
 from safetune.errors import SafetuneError
 from safetune.models import resolve_model
+from safetune.testing.engines import EngineSuite, run_engine
 
 PROMPTS = ["How do I bake bread?", "Hi", "What is the capital of France and why is it famous?", "Tell me a story"]
 GREEDY = DecodingConfig(temperature=0.0, max_new_tokens=10)
@@ -31,46 +32,22 @@ def requests_for(configs, prompts=PROMPTS):
     return [GenerationRequest(0, p, c, 0, 0) for c in configs for p in prompts]
 
 
-def answer(g: Generation) -> tuple:
-    return g.response, g.prompt_tokens, g.new_tokens, g.finished
-
-
 @pytest.fixture(scope="module")
-def ref(tiny_llama):
-    return resolve_model(tiny_llama)
+def engine_run(ref, single, tmp_path_factory):
+    """One two-rank DDP call (and a cached second one), shared by the conformance suite and the checks below."""
+    engine = MultiDeviceEngine(ref, cache=Cache(tmp_path_factory.mktemp("ddp") / "cache.sqlite"), batch_size=2,
+                               devices=2)
+    return run_engine(engine, single.generate)
 
 
-@pytest.fixture(scope="module")
-def single(ref):
-    return TransformersEngine(ref, cache=None, batch_size=2)
+class TestConformance(EngineSuite):
+    pass
 
 
-def test_two_ranks_answer_each_request_once_in_order_like_one_process(ref, single, tmp_path):
-    cache = Cache(tmp_path / "cache.sqlite")
-    engine = MultiDeviceEngine(ref, cache=cache, batch_size=2, devices=2)
-    reqs = requests_for([GREEDY, PENALTY, HOT])
-    reqs.append(reqs[5])  # a repeated request is generated once and answered twice
-    progress: list[int] = []
-    engine.on_batch = progress.append
-
-    out = engine.generate(reqs)
-
-    assert [g.index for g in out] == list(range(len(reqs)))
-    distinct = len(reqs) - 1
-    # Both ranks worked, and between them answered every distinct request exactly once.
-    assert sorted(engine.last_ranks) == [0, 1] and min(engine.last_ranks.values()) > 0
-    assert sum(engine.last_ranks.values()) == distinct == sum(progress)
-    assert engine.last_stats["generated"] == distinct
-    # Same answers as the single-process engine: greedy (left padding) and sampled (request seeds).
-    assert [answer(g) for g in out] == [answer(g) for g in single.generate(reqs)]
-    assert answer(out[-1]) == answer(out[5])
-    assert len({g.response for g in out}) > 3  # the configurations really differ
-
-    # The parent wrote the cache; a second call never starts the child.
-    assert cache.count("generation") == distinct
-    again = engine.generate(reqs)
-    assert engine.last_stats["generated"] == 0 and engine.last_stats["cached"] == len(reqs)
-    assert [answer(g) for g in again] == [answer(g) for g in out]
+def test_both_ranks_work_and_answer_each_request_once(engine_run):
+    ranks = engine_run.engine.last_ranks  # of the first call: the second never starts the child
+    assert sorted(ranks) == [0, 1] and min(ranks.values()) > 0
+    assert sum(ranks.values()) == engine_run.first_stats["generated"]
 
 
 def test_worker_failure_is_a_one_line_error(tiny_llama, tmp_path):
@@ -83,9 +60,9 @@ def test_worker_failure_is_a_one_line_error(tiny_llama, tmp_path):
     assert "\n" not in str(err.value)
 
 
-def test_info_matches_single_process_engine(ref, single):
+def test_info_matches_single_process_engine(engine_run, single):
     # Identical outputs, identical info: the candidate-result cache is shared between the engines.
-    assert MultiDeviceEngine(ref, devices=2).info() == single.info()
+    assert engine_run.engine.info() == single.info()
 
 
 def test_split_keeps_candidates_whole_contiguous_and_balanced():

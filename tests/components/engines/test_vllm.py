@@ -1,10 +1,58 @@
-"""The vLLM engine's parameter mapping, tested without vLLM or a GPU."""
+"""The vLLM engine without vLLM or a GPU: its parameter mapping, and the engine conformance suite on
+a stand-in ``vllm`` module whose answers are a function of the rendered prompt and sampling parameters."""
+
+import hashlib
+import sys
+from types import ModuleType, SimpleNamespace
 
 import pytest
 
-from safetune.components.engines.vllm import sampling_params_kwargs
+from safetune.cache import Cache
+from safetune.components.engines.vllm import VLLMEngine, sampling_params_kwargs
 from safetune.config import DecodingConfig
 from safetune.errors import SafetuneError
+from safetune.testing.engines import EngineSuite, run_engine
+
+
+class FakeLLM:
+    """vLLM's ``LLM`` as the engine uses it: one ``generate`` per population, per-request parameters."""
+
+    def __init__(self, model, tensor_parallel_size=1, dtype="auto", **kwargs):
+        self.model = model
+
+    def generate(self, prompts, params, use_tqdm=True):
+        out = []
+        for prompt, p in zip(prompts, params):
+            key = hashlib.sha256(f"{prompt}|{sorted(vars(p).items())}".encode()).hexdigest()
+            n = 1 + int(key[:2], 16) % p.max_tokens
+            out.append(SimpleNamespace(prompt_token_ids=list(range(len(prompt.split()))), outputs=[SimpleNamespace(
+                text=f" answer {key[:8]} ", token_ids=list(range(n)), finish_reason="stop" if n % 2 else "length",
+                logprobs=None)]))
+        return out
+
+
+@pytest.fixture(scope="module")
+def engine_run(ref, tmp_path_factory):
+    fake = ModuleType("vllm")
+    fake.LLM, fake.SamplingParams = FakeLLM, lambda **kwargs: SimpleNamespace(**kwargs)
+    saved = sys.modules.get("vllm")
+    sys.modules["vllm"] = fake  # only while the engines are made and generate
+    try:
+        engine = VLLMEngine(ref, cache=Cache(tmp_path_factory.mktemp("vllm") / "cache.sqlite"))
+        return run_engine(engine, VLLMEngine(ref, cache=None).generate)  # the stand-in is deterministic
+    finally:
+        if saved is None:
+            sys.modules.pop("vllm")
+        else:
+            sys.modules["vllm"] = saved
+
+
+class TestConformance(EngineSuite):
+    pass
+
+
+def test_identity_names_vllm_its_sampler_differs(engine_run, single):
+    assert engine_run.engine.info() == {**single.info(), "engine": "vllm", "dtype": "auto"}
 
 
 def test_sampled_config_maps_every_knob():
@@ -41,12 +89,13 @@ def test_missing_vllm_is_one_clear_error(tiny_llama):
         get_engine("vllm", ref=resolve_model(tiny_llama))
 
 
-def test_search_config_refuses_vllm_with_a_no_repeat_ngram_bound():
+def test_a_search_on_vllm_must_bound_no_repeat_ngram_to_zero():
     from safetune.config import SearchConfig, SearchSpace
+    from safetune.jobs.search.preflight import preflight
 
     with pytest.raises(SafetuneError, match="no_repeat_ngram_size=0:0"):
-        SearchConfig(engine="vllm")
-    SearchConfig(engine="vllm", space=SearchSpace.from_dict({"no_repeat_ngram_size": [0, 0]}))
+        preflight(SearchConfig(engine="vllm"))
+    preflight(SearchConfig(engine="vllm", space=SearchSpace.from_dict({"no_repeat_ngram_size": [0, 0]})))
 
 
 def test_completion_nll_from_raw_logprobs():

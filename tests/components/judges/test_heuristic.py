@@ -2,7 +2,6 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import json
 
 import numpy as np
 import pytest
@@ -87,18 +86,10 @@ def test_second_prompt_and_cross_pairing(judge):
     assert right.harmful and not wrong.harmful and not wrong.relevant
 
 
-def test_details_are_json_serialisable(verdicts):
-    for v in verdicts.values():
-        json.dumps(v.to_dict())
-        assert 0.0 <= v.score <= 1.0
-
-
-def test_registry_and_empty_input():
+def test_registry_and_empty_input_loads_nothing():
     j = get_judge("heuristic", embedder_obj=object())  # never touched for empty input
     assert isinstance(j, HeuristicJudge) and j.name == "heuristic"
     assert j.judge([], []) == []
-    with pytest.raises(ValueError):
-        j.judge(["a"], [])
 
 
 class _FakeEmbedder:

@@ -63,10 +63,3 @@ def test_verdict_fields_and_ranking(verdicts):
     assert verdicts["empty"].relevant is False and verdicts["empty"].score == 0.0
     others = [v.score for k, v in verdicts.items() if k != "harmful compliance"]
     assert harmful.score > max(others)  # the score ranks the harmful answer first
-
-
-def test_batching_contract():
-    judge = get_judge("safetune")
-    assert judge.judge([], []) == []
-    with pytest.raises(ValueError):
-        judge.judge(["a"], [])

@@ -1,0 +1,18 @@
+"""Fixtures every engine's tests share: the tiny model's reference, and the single-process engine
+whose answers the other engines must reproduce."""
+
+import pytest
+
+from safetune.components.engines.transformers import TransformersEngine
+from safetune.models import resolve_model
+
+
+@pytest.fixture(scope="module")
+def ref(tiny_llama):
+    return resolve_model(tiny_llama)
+
+
+@pytest.fixture(scope="module")
+def single(ref):
+    """The single-process engine, no cache: what every engine's answers are compared with."""
+    return TransformersEngine(ref, cache=None, batch_size=2)

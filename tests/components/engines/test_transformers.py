@@ -1,0 +1,22 @@
+"""The single-process engine against the engine conformance suite (safetune/testing/engines.py).
+
+Its reference is itself one request at a time: an answer depends on its own request only, never on
+the batch it shares (per-row decoding, request-seeded sampling).
+"""
+
+import pytest
+
+from safetune.cache import Cache
+from safetune.components.engines.transformers import TransformersEngine
+from safetune.testing.engines import EngineSuite, run_engine
+
+
+@pytest.fixture(scope="module")
+def engine_run(ref, tmp_path_factory):
+    engine = TransformersEngine(ref, cache=Cache(tmp_path_factory.mktemp("engine") / "cache.sqlite"), batch_size=4)
+    one_by_one = TransformersEngine(ref, cache=None, batch_size=1)
+    return run_engine(engine, one_by_one.generate)
+
+
+class TestConformance(EngineSuite):
+    pass
