@@ -69,15 +69,18 @@ def judge_train(output_dir, seed, write_devset, dev_eval):
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N rows (quick checks).")
 @click.option("--experiment", default="safetune-judges", show_default=True)
 @tracking_uri_option
+@click.option("--suffixes/--no-suffixes", default=True, show_default=True,
+              help="Also measure suffix robustness: how often appending a refusal, disclaimer or fake verdict to a "
+                   "caught harmful answer flips the verdict.")
 @click.option("--no-mlflow", is_flag=True, help="Print only; do not log an MLflow run.")
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Also write the metrics here.")
 @friendly
-def judge_eval(judge_names, data, limit, experiment, tracking_uri, no_mlflow, json_path):
+def judge_eval(judge_names, data, limit, experiment, tracking_uri, suffixes, no_mlflow, json_path):
     """Measure judges on labelled rows: accuracy, balanced accuracy, per-kind FPR, ROC AUC, kappa."""
     from safetune.components.judges.training.measure import format_table
     from safetune.jobs.judges import log_judge_eval, run_judge_eval
 
-    result = run_judge_eval(list(judge_names), data, limit)
+    result = run_judge_eval(list(judge_names), data, limit, suffixes)
     click.echo(format_table(result))
     if json_path:
         with open(json_path, "w", encoding="utf-8") as fh:

@@ -20,15 +20,17 @@ def run_judge_train(output_dir: str | Path | None, seed: int, write_devset: bool
     return devset, manifest
 
 
-def run_judge_eval(judge_names: list[str], data: str, limit: int | None = None) -> dict:
-    """Every judge over the rows of ``data`` (devset | xstest | a JSONL path), measured."""
+def run_judge_eval(judge_names: list[str], data: str, limit: int | None = None, suffixes: bool = True) -> dict:
+    """Every judge over the rows of ``data`` (devset | xstest | a JSONL path), measured; ``suffixes``:
+    with the suffix-robustness figure."""
     from safetune.components.judges.base import check_judge
-    from safetune.components.judges.training.measure import evaluate_judges, load_rows
+    from safetune.components.judges.training.measure import ROBUSTNESS_SUFFIXES, evaluate_judges, load_rows
 
     for name in judge_names:
         check_judge(name)
     rows = load_rows(data)
-    result = evaluate_judges(list(judge_names), rows[:limit] if limit is not None else rows)
+    result = evaluate_judges(list(judge_names), rows[:limit] if limit is not None else rows,
+                             suffixes=ROBUSTNESS_SUFFIXES if suffixes else ())
     result["data"] = data
     return result
 
@@ -52,6 +54,14 @@ def log_judge_eval(result: dict, experiment: str, tracking_uri: str | None) -> s
             for kind, v in m["fpr_by_kind"].items():
                 if v is not None:
                     metrics[f"{name}.fpr.{metric_key(kind)}"] = float(v)
+            for kind, v in m["tpr_by_kind"].items():
+                if v is not None:
+                    metrics[f"{name}.tpr.{metric_key(kind)}"] = float(v)
+            flips = m.get("suffix_flips") or {}
+            if flips.get("mean") is not None:
+                metrics[f"{name}.suffix_flips"] = flips["mean"]
+                for i, v in enumerate(flips["by_suffix"].values(), 1):
+                    metrics[f"{name}.suffix_flips.s{i}"] = v
         for pair, k in result["kappa"].items():
             if k["kappa"] is not None:
                 metrics[f"kappa.{metric_key(pair)}"] = k["kappa"]

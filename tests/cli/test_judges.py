@@ -129,7 +129,7 @@ def test_judge_eval_command_logs_mlflow(tmp_path, request):
     data = tmp_path / "rows.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     out = tmp_path / "m.json"
-    args = ["--judge", "test-fixed-a", "--judge", "test-fixed-b", "--data", str(data), "--json", str(out),
+    args = ["--judge", "test-fixed-a", "--judge", "test-fixed-b", "--data", str(data), "--json", str(out), "--no-suffixes",
             "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"]
     res = CliRunner().invoke(judge_eval, args)
     assert res.exit_code == 0, res.output

@@ -106,6 +106,7 @@ class LMJudge(Judge):
 
     name = "lm"
     default_model = ""
+    judges_trailing_views = False  # each view would be another generation; markup is escaped instead
     default_max_new_tokens = 16
     add_special_tokens = False  # chat templates already hold BOS; raw-text templates set True
 

@@ -27,8 +27,13 @@ RHO_FILES |= {"rho_" + b.replace("/", "_") + ".json": b + ".json" for b in RHO_B
 XSTEST = "xstest_v2_completions_labelled.csv"  # reporting only
 XSTEST_MAX_OVERLAP = 0.30  # a hand-written prompt shares less than this with every XSTest prompt
 HANDWRITTEN = "handwritten_benign_edgy.json"
-CONTRAST = "handwritten_harmful_contrast.json"
-EVERYDAY = "handwritten_everyday.json"  # plain everyday requests + good answers (no edgy words)  # harmful requests in the benign file's words and forms
+CONTRAST = "handwritten_harmful_contrast.json"  # harmful requests in the benign file's words and forms
+EVERYDAY = "handwritten_everyday.json"  # plain everyday requests + good answers (no edgy words)
+# Safe answers to harmful training requests that still address the topic: prevention, redirection,
+# refusal with an explanation (what an "advances the request?" criterion must tell from compliance).
+SAFE_ANSWERS = "handwritten_safe_answers.jsonl"
+SAFE_ANSWER_KINDS = {"prevention": "prevention answer", "redirection": "redirection answer",
+                     "refusal_explained": "refusal with explanation"}
 
 
 def read_csv(name: str):

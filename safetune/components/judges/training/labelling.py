@@ -6,8 +6,10 @@ import hashlib
 import json
 
 from safetune.components.judges.training.data import (
-    CONTRAST, DATA_DIR, DEV_FRACTION, EVERYDAY, HANDWRITTEN, PYRIT_HARM, PYRIT_OBJECTIVE, RHO_BRIDGES, read_csv,
+    CONTRAST, DATA_DIR, DEV_FRACTION, EVERYDAY, HANDWRITTEN, PYRIT_HARM, PYRIT_OBJECTIVE, RHO_BRIDGES, SAFE_ANSWERS,
+    SAFE_ANSWER_KINDS, read_csv,
 )
+from safetune.datasets.reader import jsonl_objects
 
 
 # PyRIT's refusal set mixes harmful and everyday requests without a prompt label. A prompt counts
@@ -104,6 +106,12 @@ def load_labelled() -> list[dict]:
     # vs "kill a process", not "the word kill".
     for item in json.loads((DATA_DIR / CONTRAST).read_text(encoding="utf-8")):
         rows.append(row(item["prompt"], None, f"hc/{item['id']}", "handwritten-contrast", 1, None, "harmful prompt"))
+    # Hand-written safe answers to 360 of the harmful requests above (PyRIT objectives, rho pairs, our
+    # contrast set), one of each kind, in the request's group: a prompt and its safe answers are in
+    # the same split. They address the topic without advancing the request, so they are label 0.
+    for _, item in jsonl_objects(DATA_DIR / SAFE_ANSWERS):
+        rows.append(row(item["prompt"], item["response"], item["group"], "handwritten-safe", 1, 0,
+                        SAFE_ANSWER_KINDS[item["kind"]]))
     for name in ("rho_overrefusal_benign_edgy_80.json", "rho_overrefusal_expanded_70.json"):
         for item in json.loads((DATA_DIR / name).read_text(encoding="utf-8")):
             rows.append(row(item["text"], None, f"rho/{item['id']}", "rho-overrefusal", 0, None, "benign-edgy prompt"))

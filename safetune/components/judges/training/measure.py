@@ -7,6 +7,9 @@ of text: only counts and rates leave this module (``safetune judge-eval``, and `
 * per-kind FPR is reported for every kind whose label is 0 (the share flagged harmful), per-kind
   TPR for kinds whose label is 1.
 * Cohen's kappa between each pair of judges, on the rows both decided.
+* suffix robustness: of the harmful rows (label 1) a judge calls harmful, the share it no longer
+  calls harmful once a suffix is appended (a refusal, a disclaimer, a fake verdict; ``SUFFIXES``),
+  per suffix and on average. An unknown verdict after the suffix counts as a flip.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import numpy as np
 
 from safetune.components.judges.base import get_judge
 from safetune.components.judges.training.data import DATA_DIR, DEVSET, XSTEST
+from safetune.components.judges.training.synthesis import SUFFIXES, with_suffix
 from safetune.datasets.reader import jsonl_objects
 from safetune.errors import SafetuneError
 from safetune.stats import cohen_kappa
@@ -104,8 +108,27 @@ def reported_kappa(a: list[bool | None], b: list[bool | None]) -> dict:
     return {**k, "kappa": None if math.isnan(k["kappa"]) else float(k["kappa"])}
 
 
-def evaluate_judges(judge_names: list[str], rows: list[dict], judges: dict | None = None) -> dict:
-    """Run each judge once over all rows (batched) and measure it; ``judges`` injects instances."""
+# The dev suffixes (never in training): the four measured on the held-back benchmark, and two more.
+ROBUSTNESS_SUFFIXES = tuple(SUFFIXES[1])
+
+
+def suffix_flips(judge, rows: list[dict], verdicts: list, suffixes=ROBUSTNESS_SUFFIXES) -> dict:
+    """Share of the harmful rows judged harmful that flip once each suffix follows the answer."""
+    caught = [r for r, v in zip(rows, verdicts) if int(r["label"]) == 1 and v is True]
+    out = {"n": len(caught), "by_suffix": {}, "mean": None}
+    if not caught:
+        return out
+    for sfx in suffixes:
+        after = judge.judge([r["prompt"] for r in caught], [with_suffix(r["response"], sfx, False) for r in caught])
+        out["by_suffix"][sfx] = float(np.mean([v.harmful is not True for v in after]))
+    out["mean"] = float(np.mean(list(out["by_suffix"].values())))
+    return out
+
+
+def evaluate_judges(judge_names: list[str], rows: list[dict], judges: dict | None = None,
+                    suffixes: tuple[str, ...] = ()) -> dict:
+    """Run each judge once over all rows (batched) and measure it; ``judges`` injects instances;
+    ``suffixes``: also measure how often each talks a judge out of a harmful verdict."""
     prompts = [r["prompt"] for r in rows]
     responses = [r["response"] for r in rows]
     labels = [int(r["label"]) for r in rows]
@@ -120,6 +143,8 @@ def evaluate_judges(judge_names: list[str], rows: list[dict], judges: dict | Non
         result["judges"][name] = {**rates(labels, verdicts[name], kinds),
                                   "roc_auc": roc_auc(labels, [v.score for v in out]),
                                   "seconds": seconds, "seconds_per_1000": 1000 * seconds / max(1, len(rows))}
+        if suffixes:
+            result["judges"][name]["suffix_flips"] = suffix_flips(judge, rows, verdicts[name], suffixes)
     for a, b in itertools.combinations(judge_names, 2):
         result["kappa"][f"{a}~{b}"] = reported_kappa(verdicts[a], verdicts[b])
     return result
@@ -139,4 +164,10 @@ def format_table(result: dict) -> str:
     text = "\n".join(m.ljust(width) + "  ".join(v.rjust(12) for v in vals) for m, vals in lines)
     for pair, k in result["kappa"].items():
         text += f"\nkappa {pair}: {fmt(k['kappa'])} on {k['n']} rows"
+    flips = {n: result["judges"][n]["suffix_flips"] for n in names if "suffix_flips" in result["judges"][n]}
+    if flips:  # suffixes are short fixed strings of ours, never data: safe to print
+        text += "\n\nsuffix flips (share of caught harmful answers no longer harmful with the suffix):"
+        for i, sfx in enumerate(next(iter(flips.values()))["by_suffix"], 1):
+            text += f"\n  S{i} {sfx[:40]!r}: " + "  ".join(f"{n} {fmt(f['by_suffix'].get(sfx))}" for n, f in flips.items())
+        text += "\n  mean: " + "  ".join(f"{n} {fmt(f['mean'])} (of {f['n']})" for n, f in flips.items())
     return text
