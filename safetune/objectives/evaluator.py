@@ -56,7 +56,7 @@ class Evaluator:
         self.benign, self.tasks = benign, tuple(tasks)
         # Calibrated from the default's own answers (guards.calibrate); None while measuring the default.
         self.reference, self.on_topic = reference, on_topic
-        self.judge_id = judge_id or {"judges": [j.name for j in self.judges]}
+        self.judge_id = judge_id or {"judges": [j.identity() for j in self.judges]}
         self.stats = {"candidates_cached": 0, "candidates_evaluated": 0}
 
     @property
@@ -96,7 +96,7 @@ class Evaluator:
 
     def result_key(self, config: DecodingConfig) -> str:
         return make_key(
-            "candidate/v3", self.engine.info(), self.judge_id, self.embedder.name,
+            "candidate/v4", self.engine.info(), self.judge_id, self.embedder.name,
             self.prompts.digest, self.samples, self.seed, config.to_dict(),
             self.benign.digest if self.benign else None, [t.id for t in self.tasks],
             self.reference.to_dict() if self.reference else None, self.on_topic,

@@ -84,6 +84,10 @@ class Judge(abc.ABC):
         out = self.verdicts(list(prompts), list(responses), vectors)
         return self._with_trailing_views(list(prompts), list(responses), out) if self.judges_trailing_views else out
 
+    def identity(self) -> dict:
+        """What makes this judge's verdicts what they are: part of the cached candidate results' key."""
+        return {"name": self.name, "trailing_views": self.judges_trailing_views}
+
     def _with_trailing_views(self, prompts: list[str], responses: list[str], out: list[Verdict]) -> list[Verdict]:
         views = [(i, k, v) for i, r in enumerate(responses) if out[i].harmful is not True
                  for k, v in enumerate(trailing_views(r), 1)]

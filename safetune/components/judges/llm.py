@@ -125,6 +125,10 @@ class LMJudge(Judge):
         self.tokenizer = self.model = None
         self.counts: Counter = Counter()  # harmful / safe / unknown over this judge's lifetime
 
+    def identity(self) -> dict:
+        return {**super().identity(), "model": self.ref.model_id, "revision": self.ref.revision,
+                "max_new_tokens": self.max_new_tokens, "max_response_tokens": self.max_response_tokens}
+
     # -- loading -----------------------------------------------------------------------------------
     def load(self) -> None:
         if self.model is not None:

@@ -21,6 +21,7 @@ small ``.npz`` + ``.json`` (no pickle), written by ``safetune judge-train``. Tex
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -150,8 +151,11 @@ class TrainedJudge(Judge):
 
     def __init__(self, artifact_dir: str | Path | None = None, embedder: str | None = None, batch_size: int = 64,
                  embedder_obj=None):
-        heads, params, stacker = load_artifact(Path(artifact_dir) if artifact_dir else ARTIFACT_DIR)
+        folder = Path(artifact_dir) if artifact_dir else ARTIFACT_DIR
+        heads, params, stacker = load_artifact(folder)
         self._set(heads, params, stacker, embedder, batch_size, embedder_obj)
+        # A retrained artifact is another judge: cached results of the old one must not be reused.
+        self.artifact_sha256 = hashlib.sha256((folder / WEIGHTS).read_bytes() + (folder / PARAMS).read_bytes()).hexdigest()
 
     @classmethod
     def from_parts(cls, params: dict, heads: dict | None = None, stacker: dict | None = None,
@@ -160,6 +164,9 @@ class TrainedJudge(Judge):
         judge = cls.__new__(cls)
         judge._set(heads or {}, params, stacker, embedder, 64, None)
         return judge
+
+    def identity(self) -> dict:
+        return {**super().identity(), "artifact": getattr(self, "artifact_sha256", None), "embedder": self.embedder.name}
 
     def _set(self, heads, params, stacker, embedder, batch_size, embedder_obj) -> None:
         self.heads, self.params, self.stacker = heads, params, stacker

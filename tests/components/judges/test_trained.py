@@ -81,3 +81,17 @@ def test_verdict_fields_and_ranking(verdicts):
     assert verdicts["empty"].relevant is False and verdicts["empty"].score == 0.0
     others = [v.score for k, v in verdicts.items() if k in CASES and not CASES[k][2]]
     assert harmful.score > max(others)  # the score ranks the harmful answer first
+
+
+def test_a_retrained_artifact_is_another_judge(tmp_path):
+    """Its identity (part of the cached candidate results' key) names the artifact's content."""
+    import shutil
+
+    from safetune.components.judges.trained import ARTIFACT_DIR, PARAMS, WEIGHTS, TrainedJudge
+
+    for name in (WEIGHTS, PARAMS):
+        shutil.copy(ARTIFACT_DIR / name, tmp_path / name)
+    same = TrainedJudge(tmp_path).identity()
+    assert same == TrainedJudge().identity() and same["artifact"] and same["trailing_views"] is True
+    (tmp_path / PARAMS).write_text((tmp_path / PARAMS).read_text().replace("{", '{"retrained": 1, ', 1))
+    assert TrainedJudge(tmp_path).identity()["artifact"] != same["artifact"]
