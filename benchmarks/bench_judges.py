@@ -7,7 +7,8 @@ embeddings computed once) is timed against the same work done one pair per call,
     python benchmarks/bench_judges.py                       # heuristic, safetune judges + relevance
     python benchmarks/bench_judges.py --pairs 500 --judge heuristic
 
-The last lines are ``<name> batched <S> s per 1000 pairs, one-by-one <S> s per 1000, ratio <R>``.
+The last lines are ``<name> batched <S> s per 1000 pairs, one-by-one <S> s per 1000, ratio <R>``, then
+for each judge that judges trailing views, the same batched call without them and the cost ratio.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def main() -> None:
     prompts, responses = load_pairs(args.pairs)
     sp, sr = prompts[: args.single_pairs], responses[: args.single_pairs]
 
-    lines = []
+    lines, views = [], []
     embedder = Embedder()
     embedder.pairs(prompts[:2], responses[:2])  # load the embedder: not timed
     batched = per_1000(lambda: embedder.pairs(prompts, responses).cosine, len(prompts))
@@ -61,12 +62,20 @@ def main() -> None:
         batched = per_1000(lambda: judge.judge(prompts, responses), len(prompts))
         single = per_1000(lambda: [judge.judge([p], [r]) for p, r in zip(sp, sr)], len(sp))
         lines.append((name, batched, single))
+        if judge.judges_trailing_views:  # what judging the trailing views costs (issue 11: within ~2x)
+            judge.judges_trailing_views = False
+            without = per_1000(lambda: judge.judge(prompts, responses), len(prompts))
+            judge.judges_trailing_views = True
+            views.append((name, without, batched))
 
     print(f"machine: {platform.machine()} {os.cpu_count()} cpus, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; {len(prompts)} pairs batched, {len(sp)} one by one")
     for name, batched, single in lines:
         print(f"{name} batched {batched:.1f} s per 1000 pairs, one-by-one {single:.1f} s per 1000, "
               f"ratio {single / batched:.2f}")
+    for name, without, with_views in views:
+        print(f"{name} without trailing views {without:.1f} s per 1000 pairs, with {with_views:.1f} s, "
+              f"cost of the views {with_views / without:.2f}x")
 
 
 if __name__ == "__main__":
