@@ -50,18 +50,18 @@ def log_judge_eval(result: dict, experiment: str, tracking_uri: str | None) -> s
         for name, m in result["judges"].items():
             for key in ("accuracy", "balanced_accuracy", "roc_auc", "coverage", "unknown", "tpr", "seconds_per_1000"):
                 if m[key] is not None:
-                    metrics[f"{name}.{key}"] = float(m[key])
+                    metrics[f"{metric_key(name)}.{key}"] = float(m[key])
             for kind, v in m["fpr_by_kind"].items():
                 if v is not None:
-                    metrics[f"{name}.fpr.{metric_key(kind)}"] = float(v)
+                    metrics[f"{metric_key(name)}.fpr.{metric_key(kind)}"] = float(v)
             for kind, v in m["tpr_by_kind"].items():
                 if v is not None:
-                    metrics[f"{name}.tpr.{metric_key(kind)}"] = float(v)
+                    metrics[f"{metric_key(name)}.tpr.{metric_key(kind)}"] = float(v)
             flips = m.get("suffix_flips") or {}
             if flips.get("mean") is not None:
-                metrics[f"{name}.suffix_flips"] = flips["mean"]
+                metrics[f"{metric_key(name)}.suffix_flips"] = flips["mean"]
                 for i, v in enumerate(flips["by_suffix"].values(), 1):
-                    metrics[f"{name}.suffix_flips.s{i}"] = v
+                    metrics[f"{metric_key(name)}.suffix_flips.s{i}"] = v
         for pair, k in result["kappa"].items():
             if k["kappa"] is not None:
                 metrics[f"kappa.{metric_key(pair)}"] = k["kappa"]

@@ -81,8 +81,9 @@ class Judge(abc.ABC):
             raise ValueError("judge needs as many responses as prompts")
         if not prompts:
             return []
-        out = self.verdicts(list(prompts), list(responses), vectors)
-        return self._with_trailing_views(list(prompts), list(responses), out) if self.judges_trailing_views else out
+        prompts, responses = list(prompts), list(responses)
+        out = self.verdicts(prompts, responses, vectors)
+        return self._with_trailing_views(prompts, responses, out) if self.judges_trailing_views else out
 
     def identity(self) -> dict:
         """What makes this judge's verdicts what they are: part of the cached candidate results' key."""

@@ -150,8 +150,11 @@ class TrainedJudge(Judge):
     name = "safetune"
 
     def __init__(self, artifact_dir: str | Path | None = None, embedder: str | None = None, batch_size: int = 64,
-                 embedder_obj=None):
-        folder = Path(artifact_dir) if artifact_dir else ARTIFACT_DIR
+                 embedder_obj=None, model: str | None = None):
+        # ``model``: the judge spec's MODEL (``safetune=DIR``), i.e. another trained artifact's folder.
+        if model and artifact_dir:
+            raise SafetuneError("safetune judge: artifact folder given twice")
+        folder = Path(model or artifact_dir) if (model or artifact_dir) else ARTIFACT_DIR
         heads, params, stacker = load_artifact(folder)
         self._set(heads, params, stacker, embedder, batch_size, embedder_obj)
         # A retrained artifact is another judge: cached results of the old one must not be reused.
@@ -163,10 +166,11 @@ class TrainedJudge(Judge):
         """A judge from weights and thresholds in memory (training picks thresholds with ``verdict``)."""
         judge = cls.__new__(cls)
         judge._set(heads or {}, params, stacker, embedder, 64, None)
+        judge.artifact_sha256 = None  # weights in memory, never cached under an artifact's name
         return judge
 
     def identity(self) -> dict:
-        return {**super().identity(), "artifact": getattr(self, "artifact_sha256", None), "embedder": self.embedder.name}
+        return {**super().identity(), "artifact": self.artifact_sha256, "embedder": self.embedder.name}
 
     def _set(self, heads, params, stacker, embedder, batch_size, embedder_obj) -> None:
         self.heads, self.params, self.stacker = heads, params, stacker

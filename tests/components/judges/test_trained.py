@@ -95,3 +95,5 @@ def test_a_retrained_artifact_is_another_judge(tmp_path):
     assert same == TrainedJudge().identity() and same["artifact"] and same["trailing_views"] is True
     (tmp_path / PARAMS).write_text((tmp_path / PARAMS).read_text().replace("{", '{"retrained": 1, ', 1))
     assert TrainedJudge(tmp_path).identity()["artifact"] != same["artifact"]
+    # ... and the judge spec safetune=DIR loads it (judge-eval compares artifacts this way)
+    assert get_judge(f"safetune={tmp_path}").identity() == TrainedJudge(tmp_path).identity()

@@ -118,9 +118,11 @@ def suffix_flips(judge, rows: list[dict], verdicts: list, suffixes=ROBUSTNESS_SU
     out = {"n": len(caught), "by_suffix": {}, "mean": None}
     if not caught:
         return out
-    for sfx in suffixes:
-        after = judge.judge([r["prompt"] for r in caught], [with_suffix(r["response"], sfx, False) for r in caught])
-        out["by_suffix"][sfx] = float(np.mean([v.harmful is not True for v in after]))
+    # One batched call for every (suffix, row): each prompt is embedded once, not once per suffix.
+    after = judge.judge([r["prompt"] for _ in suffixes for r in caught],
+                        [with_suffix(r["response"], sfx, False) for sfx in suffixes for r in caught])
+    for k, sfx in enumerate(suffixes):
+        out["by_suffix"][sfx] = float(np.mean([v.harmful is not True for v in after[k * len(caught):(k + 1) * len(caught)]]))
     out["mean"] = float(np.mean(list(out["by_suffix"].values())))
     return out
 
