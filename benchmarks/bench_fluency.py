@@ -30,8 +30,7 @@ from safetune.components.requests import GenerationRequest, render_chat
 from safetune.config import DecodingConfig
 from safetune.config import EvaluateConfig  # noqa: E402
 from safetune.jobs.evaluate import resolve_targets
-from safetune.models import cache_root, resolve_model
-from safetune.jobs.search import model_default_config
+from safetune.models import cache_root, default_decoding, resolve_model
 
 PROMPTS = Path(__file__).parent / "data" / "everyday_prompts.txt"
 CALIBRATION = {
@@ -77,7 +76,7 @@ def main() -> None:
     if reference.model_id == ref.model_id:
         raise SystemExit("the reference model must differ from the generator")
     prompts = [p.strip() for p in PROMPTS.read_text().splitlines() if p.strip()]
-    default = model_default_config(ref, max_new_tokens=64)
+    default = default_decoding(ref, max_new_tokens=64)
     configs = {"default": default, **{label: c for label, c in targets if c is not None}}
     if args.calibration:
         configs.update(CALIBRATION)

@@ -22,3 +22,16 @@ def test_engine_identity_needs_no_model_or_tokenizer(tiny_llama):
             "print('torch' in sys.modules, e._module is None, e._tokenizer is None)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "True", "True"]
+
+
+def test_every_benchmark_script_imports_and_shows_its_help():
+    """The benchmarks are run by hand, not by the suite: a refactor must not leave one importing a
+    name that moved (bench_fluency did once). ``--help`` imports the module and parses no work."""
+    from pathlib import Path
+
+    scripts = sorted((Path(__file__).resolve().parents[1] / "benchmarks").glob("bench_*.py"))
+    assert scripts
+    for script in scripts:
+        out = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, f"{script.name}: {out.stderr.strip().splitlines()[-1:]}"
+        assert "usage" in out.stdout.lower()
