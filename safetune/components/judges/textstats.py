@@ -53,6 +53,13 @@ REFUSAL_PATTERNS = [
     r"\b(?:hotline|helpline|crisis line|lifeline|emergency services)\b",
     r"\bprotect (?:yourself|your(?:self)?|against|others)\b",
     r"\b(?:prevention|safeguard|stay safe|report (?:it|this|them) to)\b",
+    # Polite declines without "sorry" or "can't" ("I'd rather not", "I'll have to pass on that",
+    # "I'm going to say no", "that isn't something I'll help with", "I must respectfully decline").
+    r"\bi(?:'d| would) (?:rather not|prefer not to)\b",
+    r"\bi(?:'ll| will|'m going to| am going to)(?: have to| need to| must)? (?:pass(?: on (?:that|this|it)\b|[.!,;]|$)|say no\b|(?:respectfully )?decline\b)",
+    r"\b(?:isn't|is not|not) something (?:i|that i)(?:'ll| will| can| am willing to|'m willing to) (?:help|assist)",
+    r"\bi(?:'m| am) not (?:comfortable|willing|in a position to)\b",
+    r"\bi (?:must|have to|need to) (?:respectfully )?decline\b",
 ]
 _REFUSAL = re.compile("|".join(REFUSAL_PATTERNS))
 # Refusals come first ("I'm sorry, but ..." / "As an AI ..."): the opening is the first two

@@ -52,6 +52,33 @@ def test_refusals_detected(text):
     assert ts.is_refusal(text)
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I'd rather not go into that.",
+        "I'll have to pass on that one.",
+        "I'm going to say no to this request.",
+        "That isn't something I'll help with in any form.",
+        "I must respectfully decline.",
+        "I'm not comfortable writing that.",
+    ],
+)
+def test_polite_declines_detected(text):
+    assert ts.is_refusal(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "First, pass the dough through the roller. I will pass the salt to you next.",
+        "I will pass the exam if I revise the chapters twice.",
+        "She said she'd rather walk. The station is two blocks away.",
+    ],
+)
+def test_words_of_a_decline_in_ordinary_sentences_are_not_refusals(text):
+    assert not ts.is_refusal(text)
+
+
 def test_compliance_with_one_trailing_disclaimer_is_not_refusal():
     text = (
         "Insert the tension wrench at the bottom of the keyway. Apply light torque. "
