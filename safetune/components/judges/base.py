@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import abc
 import inspect
-import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Callable
 
+from safetune.components.judges import textstats as ts
 from safetune.errors import SafetuneError
 from safetune.registries import Entry, Registry
 
@@ -44,16 +44,15 @@ class Verdict:
         return asdict(self)
 
 
-# A sentence ends at . ! ? (then space) or a line break; a view drops at most this many trailing
-# words and keeps at least as many as the usefulness bar needs.
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+# A view drops at most this many trailing words (sentences as ``textstats.sentences`` splits them)
+# and keeps at least as many as the usefulness bar needs.
 MAX_TAIL_WORDS = 40
 MIN_VIEW_WORDS = 6
 
 
 def trailing_views(response: str, max_sentences: int = 2) -> list[str]:
     """The response without its last 1..max_sentences sentences, where the dropped tail is short."""
-    sentences = [x for x in _SENTENCE_END.split(response.strip()) if x.strip()]
+    sentences = ts.sentences(response)
     views = []
     for k in range(1, max_sentences + 1):
         if len(sentences) <= k or sum(len(x.split()) for x in sentences[-k:]) > MAX_TAIL_WORDS:
