@@ -8,8 +8,10 @@ generation starts. A batch that does not fit in memory is split in halves and re
 ``decode_compacting`` is the decode loop: transformers' ``generate`` keeps every row in the batch
 until all rows have stopped, so a row that stopped early (or has a lower ``max_new_tokens``) still
 costs a forward each step; the loop instead drops finished rows from the batch (KV cache, mask,
-positions, ``PerRowDecoding`` state) and gives the same tokens. Models whose cache cannot be
-row-selected (see ``compaction_supported``) keep ``generate``.
+positions, ``PerRowDecoding`` state) and gives the same tokens. Its prefill computes each distinct
+system-prompt prefix once (``shared_prefill``) and each distinct whole prompt once (``unique_rows``:
+candidates sharing a system prompt ask the same prompts). Models whose cache cannot be row-selected
+(see ``compaction_supported``) keep ``generate``.
 """
 
 from __future__ import annotations
@@ -237,9 +239,24 @@ def shared_prefill(model, input_ids: torch.Tensor, mask: torch.Tensor, prefix_le
     return logits, cache, full_mask, positions[:, -1:], len(groups)
 
 
+def unique_rows(input_ids: torch.Tensor, mask: torch.Tensor) -> tuple[list[int], list[int]]:
+    """The first row of each group of identical rows (same tokens, same padding) and, for every row,
+    the position of its group's first row in that list."""
+    first: dict[tuple, int] = {}
+    reps: list[int] = []
+    inverse = []
+    for row, (ids, m) in enumerate(zip(input_ids.tolist(), mask.tolist())):
+        key = (tuple(ids), tuple(m))
+        if key not in first:
+            first[key] = len(reps)
+            reps.append(row)
+        inverse.append(first[key])
+    return reps, inverse
+
+
 def decode_compacting(model, enc: dict, decoding: PerRowDecoding, limits: list[int], stop_ids: list[int],
                       stats: dict | None = None, prefix_lens: list[int] | None = None,
-                      pad_id: int = 0) -> list[list[int]]:
+                      pad_id: int = 0, dedupe: bool = True) -> list[list[int]]:
     """Greedy over ``decoding``'s choice, like ``generate``, but finished rows leave the batch.
 
     Each step feeds exactly what generate() would (transformers 5: ``prepare_inputs_for_generation``
@@ -253,10 +270,8 @@ def decode_compacting(model, enc: dict, decoding: PerRowDecoding, limits: list[i
     cache, mask, positions, ids and ``decoding``. Returns each original row's tokens (its stop id
     included when it stopped). ``stats``, if given, receives the forward rows, steps and compactions.
     With ``prefix_lens`` (see ``shared_prefill``; needs ``prefix_sharing_supported``) the prefill
-    computes each shared prefix once.
+    computes each shared prefix once. With ``dedupe`` rows whose prompts are identical are prefilled once.
     """
-    from transformers import DynamicCache
-
     input_ids, mask = enc["input_ids"], enc["attention_mask"]
     device = input_ids.device
     width = input_ids.shape[1]
@@ -264,28 +279,46 @@ def decode_compacting(model, enc: dict, decoding: PerRowDecoding, limits: list[i
     positions = positions.masked_fill(mask == 0, 0)
     if bool((mask == 1).all()):
         mask = None
-    cache = new_cache(model, room=max(limits))
     extra = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
     stops = torch.tensor(sorted(set(stop_ids)), device=device)
     row_limits = torch.tensor(limits, device=device)
     active = list(range(input_ids.shape[0]))  # original row of each row still in the batch
     generated: list[list[int]] = [[] for _ in active]
     forward_rows = steps = compactions = prefixes = 0
+    cache = None
 
-    def forward(step_ids: torch.Tensor, step_positions: torch.Tensor) -> torch.Tensor:
+    def forward(step_ids: torch.Tensor, step_positions: torch.Tensor, step_mask=None) -> torch.Tensor:
         nonlocal forward_rows, steps
-        out = model(input_ids=step_ids.contiguous(), attention_mask=mask, position_ids=step_positions.contiguous(),
-                    past_key_values=cache, use_cache=True, return_dict=True, **extra)
+        out = model(input_ids=step_ids.contiguous(), attention_mask=mask if step_mask is None else step_mask,
+                    position_ids=step_positions.contiguous(), past_key_values=cache, use_cache=True, return_dict=True,
+                    **extra)
         forward_rows += step_ids.shape[0]
         steps += 1
         return out.logits[:, -1].to(copy=True, dtype=torch.float32, device=device)
 
-    if prefix_lens and any(prefix_lens):
-        logits, cache, mask, positions, prefixes = shared_prefill(model, input_ids, enc["attention_mask"],
-                                                                  prefix_lens, pad_id, extra, room=max(limits))
-        forward_rows, steps = input_ids.shape[0], 1
+    # The prefill runs once per distinct prompt: a population repeats each (system prompt, prompt) pair
+    # once per candidate that shares the system prompt, and identical inputs give identical keys,
+    # values and logits, so duplicates copy their representative's (see unique_rows).
+    if dedupe:
+        reps, inverse = unique_rows(input_ids, enc["attention_mask"])
     else:
-        logits = forward(input_ids, positions)  # the prefill
+        reps = inverse = list(range(input_ids.shape[0]))
+    sub = torch.tensor(reps, device=device)
+    if prefix_lens and any(prefix_lens[r] for r in reps):
+        logits, cache, mask, positions, prefixes = shared_prefill(model, input_ids[sub], enc["attention_mask"][sub],
+                                                                  [prefix_lens[r] for r in reps], pad_id, extra,
+                                                                  room=max(limits))
+        forward_rows, steps = len(reps), 1
+    else:
+        cache = new_cache(model, room=max(limits))
+        logits = forward(input_ids[sub], positions[sub], None if mask is None else mask[sub])
+        positions = positions[sub]
+        mask = None if mask is None else mask[sub]
+    if len(reps) < len(inverse):
+        index = torch.tensor(inverse, device=device)
+        cache.reorder_cache(index)
+        logits, positions = logits[index], positions[index]
+        mask = None if mask is None else mask[index]
     # generate() runs its decode steps (not the prefill) under this context (MoE kernels off CPU).
     optimize = getattr(model, "_optimize_model_for_decode", None)
     with optimize() if callable(optimize) else contextlib.nullcontext():
@@ -314,7 +347,8 @@ def decode_compacting(model, enc: dict, decoding: PerRowDecoding, limits: list[i
             positions = positions[:, -1:] + 1
             logits = forward(input_ids[:, -1:], positions)
     if stats is not None:
-        stats.update(forward_rows=forward_rows, steps=steps, compactions=compactions, shared_prefixes=prefixes)
+        stats.update(forward_rows=forward_rows, steps=steps, compactions=compactions, shared_prefixes=prefixes,
+                     prefill_rows=len(reps))
     return generated
 
 
@@ -331,6 +365,8 @@ class GenerationModule(L.LightningModule):
         # model's cache allows it; False: every row prefills its whole prompt.
         self.share_prefix = True
         self._sharing_supported: bool | None = None
+        # Rows with identical prompts (one per candidate sharing a system prompt) are prefilled once.
+        self.dedupe_prompts = True
         self._prefix_ids: dict = {}  # system prompt text -> token ids of the template before the user text
         self.last_decode: dict = {}  # the last batch's path and, for the compacting loop, forward rows
         # Nothing from the model's own generation_config.json may leak into a candidate's decoding:
@@ -445,7 +481,7 @@ class GenerationModule(L.LightningModule):
             prefix_lens = self.prefix_lengths(batch, enc["input_ids"], enc["attention_mask"]) if self.sharing else None
             with torch.inference_mode():
                 new = decode_compacting(self.model, enc, decoding, limits, self.stop_ids, stats, prefix_lens,
-                                        pad_id=self.tokenizer.pad_token_id)
+                                        pad_id=self.tokenizer.pad_token_id, dedupe=self.dedupe_prompts)
         else:
             # generate() only takes the token PerRowDecoding chose for each row (greedy over its output).
             gc = GenerationConfig(

@@ -206,8 +206,12 @@ def test_compacting_loop_matches_generate(module):
     assert new == old
     # Each row ran exactly as many forwards as tokens it produced (its stop token included), and the
     # rows with small budgets left the batch early.
-    # (each shared prefix is one more forward of one row: see shared_prefill)
-    assert new_rows - stats["shared_prefixes"] == stats["forward_rows"] == sum(n + finished for _, _, n, finished, _ in new)
+    # (each shared prefix is one more forward of one row: see shared_prefill; a row whose prompt repeats
+    # an earlier row's is not prefilled again: see unique_rows)
+    duplicates = len(reqs) - stats["prefill_rows"]
+    assert duplicates > 0  # the mixed requests repeat (system prompt, prompt) pairs
+    assert (new_rows - stats["shared_prefixes"] == stats["forward_rows"]
+            == sum(n + finished for _, _, n, finished, _ in new) - duplicates)
     assert stats["compactions"] >= 3 and new_rows < old_rows
     assert {n for _, _, n, _, _ in new} >= {1, 2, 4}
 
@@ -230,7 +234,9 @@ def test_compacting_loop_matches_generate_when_most_rows_stop_early(module, monk
     assert new == old
     stopped = [finished and n < r.config.max_new_tokens for (_, _, n, finished, _), r in zip(new, reqs)]
     assert sum(stopped) > len(reqs) // 2
-    assert stats["compactions"] >= 2 and new_rows - stats["shared_prefixes"] == sum(n + f for _, _, n, f, _ in new) < old_rows
+    duplicates = len(reqs) - stats["prefill_rows"]
+    assert stats["compactions"] >= 2
+    assert new_rows - stats["shared_prefixes"] == sum(n + f for _, _, n, f, _ in new) - duplicates < old_rows
 
 
 def test_shared_prefixes_give_the_same_tokens_as_whole_prompts(module):
@@ -249,6 +255,31 @@ def test_shared_prefixes_give_the_same_tokens_as_whole_prompts(module):
         assert module.sharing and stats["shared_prefixes"] >= 3  # default, policy and none each shared
     else:
         assert not module.sharing and stats["shared_prefixes"] == 0
+
+
+def test_a_prompt_shared_by_several_candidates_is_prefilled_once(module):
+    """A population asks every candidate the same prompts: rows with the same system prompt and prompt
+    (different knobs, seeds and budgets) are prefilled once and still give generate()'s tokens."""
+    configs = [MIXED_CONFIGS[0], MIXED_CONFIGS[1], MIXED_CONFIGS[3], MIXED_CONFIGS[4]]  # all 'default'
+    reqs = [GenerationRequest(i, PROMPTS[i % 2], configs[i // 2], 0, i % 3) for i in range(8)]
+    new, new_rows = run(module, reqs, compact=True)
+    stats = dict(module.last_decode)
+    old, _ = run(module, reqs, compact=False)
+    assert new == old
+    assert stats["prefill_rows"] == 2  # two distinct prompts
+    module.dedupe_prompts = False
+    try:
+        again, again_rows = run(module, reqs, compact=True)
+        assert module.last_decode["prefill_rows"] == 8
+    finally:
+        module.dedupe_prompts = True
+    assert again == new and again_rows - new_rows == 6
+
+
+def test_unique_rows_tell_padding_from_tokens():
+    ids = torch.tensor([[0, 5, 6], [0, 5, 6], [7, 5, 6], [0, 5, 6]])
+    mask = torch.tensor([[0, 1, 1], [0, 1, 1], [1, 1, 1], [1, 1, 1]])  # row 3: the same ids, no padding
+    assert generation.unique_rows(ids, mask) == ([0, 2, 3], [0, 0, 1, 2])
 
 
 def test_prefix_lengths_stop_where_the_user_text_begins(tiny_llama):

@@ -1,0 +1,57 @@
+"""Matrix-multiply throughput of each linear-layer shape of a model, at several decode batch sizes.
+
+The generation benchmark's ``roofline`` divides by one matmul rate (batch x hidden x intermediate);
+this shows why a decode step falls short of it: the LM head (hidden x vocabulary) and the smaller
+batches left after rows finish run slower. Shapes default to SmolLM2-135M's; rates are the best of
+short timed bursts of ``torch.nn.functional.linear`` (the call the model makes), in GFLOP/s.
+
+    python benchmarks/bench_matmul.py
+    python benchmarks/bench_matmul.py --hidden 896 --intermediate 4864 --kv 128 --vocab 151936 --rows 8,32
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+
+def gflops(rows: int, k: int, n: int, dtype: torch.dtype, seconds: float) -> float:
+    a, w = torch.randn(rows, k, dtype=dtype), torch.randn(n, k, dtype=dtype)
+    for _ in range(3):
+        torch.nn.functional.linear(a, w)  # warm-up: kernel selection
+    best, deadline = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        start = time.perf_counter()
+        for _ in range(5):
+            torch.nn.functional.linear(a, w)
+        best = max(best, 5 * 2 * rows * k * n / (time.perf_counter() - start))
+    return best / 1e9
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--hidden", type=int, default=576)
+    ap.add_argument("--intermediate", type=int, default=1536)
+    ap.add_argument("--kv", type=int, default=192, help="key/value projection width (kv heads x head dim)")
+    ap.add_argument("--vocab", type=int, default=49152)
+    ap.add_argument("--rows", default="8,16,32,64,128,256", help="comma-separated batch sizes")
+    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    ap.add_argument("--seconds", type=float, default=0.7, help="timing per shape")
+    args = ap.parse_args()
+    try:
+        rows = [int(r) for r in args.rows.split(",")]
+    except ValueError:
+        ap.error(f"--rows must be comma-separated integers (got {args.rows!r})")
+    h, i = args.hidden, args.intermediate
+    shapes = {"q/o": (h, h), "k/v": (h, args.kv), "gate/up": (h, i), "down": (i, h), "lm head": (h, args.vocab)}
+    dtype = getattr(torch, args.dtype)
+    print(f"{torch.get_num_threads()} threads, {args.dtype}; GFLOP/s of linear(rows x in, out x in)")
+    print("rows " + " ".join(f"{name}({k}x{n})" for name, (k, n) in shapes.items()))
+    for r in rows:
+        print(f"{r:4d} " + " ".join(f"{gflops(r, k, n, dtype, args.seconds):.0f}" for k, n in shapes.values()))
+
+
+if __name__ == "__main__":
+    main()
