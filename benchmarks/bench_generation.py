@@ -39,6 +39,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from bench_matmul import matmul_flops  # noqa: E402 - this folder is the script's sys.path[0]
 from safetune.components.engines.transformers import TransformersEngine  # noqa: E402
 from safetune.components.generation import GenerationRequest, render_chat  # noqa: E402
 from safetune.config import SearchSpace  # noqa: E402
@@ -86,20 +87,6 @@ def naive_loop(engine: TransformersEngine, work) -> int:
 
 
 REPEATS = 2
-
-
-def matmul_flops(batch: int, hidden: int, inner: int, dtype: torch.dtype, seconds: float = 2.0) -> float:
-    """FLOP/s of a (batch x hidden) @ (hidden x inner) matmul, best of several timed bursts."""
-    a, b = torch.randn(batch, hidden, dtype=dtype), torch.randn(hidden, inner, dtype=dtype)
-    for _ in range(3):
-        a @ b  # warm-up
-    best, deadline = 0.0, time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
-        start = time.perf_counter()
-        for _ in range(10):
-            a @ b
-        best = max(best, 10 * 2 * batch * hidden * inner / (time.perf_counter() - start))
-    return best
 
 
 def flops_per_token(model) -> float:

@@ -3,7 +3,7 @@
 The generation benchmark's ``roofline`` divides by one matmul rate (batch x hidden x intermediate);
 this shows why a decode step falls short of it: the LM head (hidden x vocabulary) and the smaller
 batches left after rows finish run slower. Shapes default to SmolLM2-135M's; rates are the best of
-short timed bursts of ``torch.nn.functional.linear`` (the call the model makes), in GFLOP/s.
+short timed bursts of (rows x in) @ (in x out), in GFLOP/s (the same measurement as the roofline's limit).
 
     python benchmarks/bench_matmul.py
     python benchmarks/bench_matmul.py --hidden 896 --intermediate 4864 --kv 128 --vocab 151936 --rows 8,32
@@ -17,17 +17,19 @@ import time
 import torch
 
 
-def gflops(rows: int, k: int, n: int, dtype: torch.dtype, seconds: float) -> float:
-    a, w = torch.randn(rows, k, dtype=dtype), torch.randn(n, k, dtype=dtype)
+def matmul_flops(batch: int, hidden: int, inner: int, dtype: torch.dtype, seconds: float = 2.0) -> float:
+    """FLOP/s of a (batch x hidden) @ (hidden x inner) matmul, best of several timed bursts
+    (also the limit of ``bench_generation.py``'s roofline)."""
+    a, b = torch.randn(batch, hidden, dtype=dtype), torch.randn(hidden, inner, dtype=dtype)
     for _ in range(3):
-        torch.nn.functional.linear(a, w)  # warm-up: kernel selection
+        a @ b  # warm-up: kernel selection
     best, deadline = 0.0, time.perf_counter() + seconds
     while time.perf_counter() < deadline:
         start = time.perf_counter()
-        for _ in range(5):
-            torch.nn.functional.linear(a, w)
-        best = max(best, 5 * 2 * rows * k * n / (time.perf_counter() - start))
-    return best / 1e9
+        for _ in range(10):
+            a @ b
+        best = max(best, 10 * 2 * batch * hidden * inner / (time.perf_counter() - start))
+    return best
 
 
 def main() -> None:
@@ -47,10 +49,10 @@ def main() -> None:
     h, i = args.hidden, args.intermediate
     shapes = {"q/o": (h, h), "k/v": (h, args.kv), "gate/up": (h, i), "down": (i, h), "lm head": (h, args.vocab)}
     dtype = getattr(torch, args.dtype)
-    print(f"{torch.get_num_threads()} threads, {args.dtype}; GFLOP/s of linear(rows x in, out x in)")
+    print(f"{torch.get_num_threads()} threads, {args.dtype}; GFLOP/s of (rows x in) @ (in x out)")
     print("rows " + " ".join(f"{name}({k}x{n})" for name, (k, n) in shapes.items()))
     for r in rows:
-        print(f"{r:4d} " + " ".join(f"{gflops(r, k, n, dtype, args.seconds):.0f}" for k, n in shapes.values()))
+        print(f"{r:4d} " + " ".join(f"{matmul_flops(r, k, n, dtype, args.seconds) / 1e9:.0f}" for k, n in shapes.values()))
 
 
 if __name__ == "__main__":

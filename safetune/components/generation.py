@@ -287,11 +287,10 @@ def decode_compacting(model, enc: dict, decoding: PerRowDecoding, limits: list[i
     forward_rows = steps = compactions = prefixes = 0
     cache = None
 
-    def forward(step_ids: torch.Tensor, step_positions: torch.Tensor, step_mask=None) -> torch.Tensor:
+    def forward(step_ids: torch.Tensor, step_positions: torch.Tensor) -> torch.Tensor:
         nonlocal forward_rows, steps
-        out = model(input_ids=step_ids.contiguous(), attention_mask=mask if step_mask is None else step_mask,
-                    position_ids=step_positions.contiguous(), past_key_values=cache, use_cache=True, return_dict=True,
-                    **extra)
+        out = model(input_ids=step_ids.contiguous(), attention_mask=mask, position_ids=step_positions.contiguous(),
+                    past_key_values=cache, use_cache=True, return_dict=True, **extra)
         forward_rows += step_ids.shape[0]
         steps += 1
         return out.logits[:, -1].to(copy=True, dtype=torch.float32, device=device)
@@ -311,9 +310,8 @@ def decode_compacting(model, enc: dict, decoding: PerRowDecoding, limits: list[i
         forward_rows, steps = len(reps), 1
     else:
         cache = new_cache(model, room=max(limits))
-        logits = forward(input_ids[sub], positions[sub], None if mask is None else mask[sub])
-        positions = positions[sub]
-        mask = None if mask is None else mask[sub]
+        positions, mask = positions[sub], None if mask is None else mask[sub]
+        logits = forward(input_ids[sub], positions)
     if len(reps) < len(inverse):
         index = torch.tensor(inverse, device=device)
         cache.reorder_cache(index)
