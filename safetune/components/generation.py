@@ -9,9 +9,10 @@ generation starts. A batch that does not fit in memory is split in halves and re
 until all rows have stopped, so a row that stopped early (or has a lower ``max_new_tokens``) still
 costs a forward each step; the loop instead drops finished rows from the batch (KV cache, mask,
 positions, ``PerRowDecoding`` state) and gives the same tokens. Its prefill computes each distinct
-system-prompt prefix once (``shared_prefill``) and each distinct whole prompt once (``unique_rows``:
-candidates sharing a system prompt ask the same prompts). Models whose cache cannot be row-selected
-(see ``compaction_supported``) keep ``generate``.
+system-prompt prefix once per module (``shared_prefill`` with a ``PrefixStore``: a population repeats a
+few system prompts in every batch), the user turns in chunks of similar length (little padding), and
+each distinct whole prompt once (``unique_rows``: candidates sharing a system prompt ask the same
+prompts). Models whose cache cannot be row-selected (see ``compaction_supported``) keep ``generate``.
 """
 
 from __future__ import annotations
@@ -183,19 +184,56 @@ def prefix_sharing_supported(model) -> bool:
     return bool(cache.layers) and all(type(layer) is DynamicLayer for layer in cache.layers)
 
 
+class PrefixStore:
+    """The keys and values of the last ``capacity`` system-prompt prefixes (by token ids), least
+    recently used first out. A prefix's keys and values depend only on its tokens, so a later batch
+    reuses them as they are (SmolLM2: about 5 MB per prefix in float32)."""
+
+    def __init__(self, capacity: int = 32):
+        from collections import OrderedDict
+
+        self.capacity = capacity
+        self._items: OrderedDict = OrderedDict()
+
+    def get(self, prefix: tuple):
+        kv = self._items.get(prefix)
+        if kv is not None:
+            self._items.move_to_end(prefix)
+        return kv
+
+    def put(self, prefix: tuple, kv: list) -> None:
+        self._items[prefix] = kv
+        self._items.move_to_end(prefix)
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+# Rows per call of the user-turn prefill (see shared_prefill): enough tokens per call for efficient
+# matrix multiplies (16 rows x ~16 tokens), few enough rows that each chunk's padding stays small.
+PREFILL_CHUNK_ROWS = 16
+
+
 def shared_prefill(model, input_ids: torch.Tensor, mask: torch.Tensor, prefix_lens: list[int], pad_id: int,
-                   extra: dict, room: int = 0):
+                   extra: dict, room: int = 0, store: "PrefixStore | None" = None):
     """The prefill with each distinct shared prefix (system prompt + template) computed once.
 
     Rows of a population repeat a few system prompts, and the prefix often holds most of a row's
     prompt tokens (SmolLM2: 30 of ~40; the ``policy`` prompt 115 of ~150). Each distinct prefix is run
     once as a batch of one; its keys and values are copied into the rows that share it, left-padded
-    to the longest prefix; the rest of each row (the user turn) is then prefilled on top. The row
+    to the longest prefix; the rest of each row (the user turn) is then prefilled on top, in chunks of
+rows of similar length (``PREFILL_CHUNK_ROWS``). The row
     layout is ``[pad][prefix][pad][rest]``: position ids count only real tokens (``cumsum(mask) - 1``),
     so every token keeps the position it has in the unshared prompt, and the mask hides the padding,
     so the logits equal the unshared prefill's up to float rounding. ``prefix_lens[row]`` is 0 for a
-    row that shares nothing. Returns (last logits, cache, model mask, last position per row, number
-    of prefixes computed).
+    row that shares nothing. With ``store`` a prefix's keys and values are kept for later batches (a
+    population repeats a few system prompts in every batch and generation). Returns (last logits, cache,
+    model mask, last position per row, number of distinct prefixes, number of them computed).
     """
     from transformers import DynamicCache
 
@@ -211,32 +249,64 @@ def shared_prefill(model, input_ids: torch.Tensor, mask: torch.Tensor, prefix_le
     width_s = max(len(row) - p for row, p in zip(rows, prefix_lens))
     cache = new_cache(model, room)
     layers_kv = None
+    computed = 0
     for prefix, members in groups.items():
-        one = DynamicCache(config=config)
-        ids = torch.tensor([prefix], device=device)
-        model(input_ids=ids, position_ids=torch.arange(len(prefix), device=device)[None], past_key_values=one,
-              use_cache=True, return_dict=True, **extra)
+        kv = None if store is None else store.get(prefix)
+        if kv is None:
+            one = DynamicCache(config=config)
+            ids = torch.tensor([prefix], device=device)
+            model(input_ids=ids, position_ids=torch.arange(len(prefix), device=device)[None], past_key_values=one,
+                  use_cache=True, return_dict=True, **extra)
+            kv = [(layer.keys, layer.values) for layer in one.layers]
+            computed += 1
+            if store is not None:
+                store.put(prefix, kv)
         if layers_kv is None:  # [batch, kv heads, longest prefix, head dim] per layer, zeros under padding
-            layers_kv = [(layer.keys.new_zeros((len(rows), *layer.keys.shape[1:2], width_p, layer.keys.shape[-1])),
-                          layer.values.new_zeros((len(rows), *layer.values.shape[1:2], width_p,
-                                                  layer.values.shape[-1]))) for layer in one.layers]
+            layers_kv = [(k.new_zeros((len(rows), *k.shape[1:2], width_p, k.shape[-1])),
+                          v.new_zeros((len(rows), *v.shape[1:2], width_p, v.shape[-1]))) for k, v in kv]
         index = torch.tensor(members, device=device)
-        for (keys, values), layer in zip(layers_kv, one.layers):
-            keys[index, :, width_p - len(prefix):] = layer.keys
-            values[index, :, width_p - len(prefix):] = layer.values
-    for layer, (keys, values) in zip(cache.layers, layers_kv):
-        layer.update(keys, values)
+        for (keys, values), (k, v) in zip(layers_kv, kv):
+            keys[index, :, width_p - len(prefix):] = k
+            values[index, :, width_p - len(prefix):] = v
     full_mask = mask.new_zeros((len(rows), width_p + width_s))
     rest = input_ids.new_full((len(rows), width_s), pad_id)
+    rest_lens = [len(row) - p for row, p in zip(rows, prefix_lens)]
     for r, (row, p) in enumerate(zip(rows, prefix_lens)):
         full_mask[r, width_p - p:width_p] = 1
-        full_mask[r, width_p + width_s - (len(row) - p):] = 1
-        rest[r, width_s - (len(row) - p):] = row[p:]
+        full_mask[r, width_p + width_s - rest_lens[r]:] = 1
+        rest[r, width_s - rest_lens[r]:] = row[p:]
     positions = (full_mask.long().cumsum(-1) - 1).masked_fill(full_mask == 0, 0)[:, width_p:]
-    out = model(input_ids=rest, attention_mask=full_mask, position_ids=positions, past_key_values=cache,
-                use_cache=True, return_dict=True, **extra)
-    logits = out.logits[:, -1].to(copy=True, dtype=torch.float32, device=device)
-    return logits, cache, full_mask, positions[:, -1:], len(groups)
+    # The user turns differ in length (SmolLM2 on HarmBench: 16 tokens on average, 31 for the longest
+    # of a batch), so one padded call would spend half its work on padding. Rows sorted by that length
+    # are prefilled in chunks, each padded only to its own longest; each chunk's keys and values land
+    # in the common layout at the right end of the row (zeros under the mask elsewhere).
+    order = sorted(range(len(rows)), key=lambda r: rest_lens[r])
+    merged = [(keys.new_zeros((*keys.shape[:2], width_p + width_s, keys.shape[-1])),
+               values.new_zeros((*values.shape[:2], width_p + width_s, values.shape[-1]))) for keys, values in layers_kv]
+    logits = None
+    for start in range(0, len(order), PREFILL_CHUNK_ROWS):
+        chunk = order[start:start + PREFILL_CHUNK_ROWS]
+        index = torch.tensor(chunk, device=device)
+        w = max(rest_lens[r] for r in chunk)
+        part = DynamicCache(config=config)
+        for layer, (keys, values) in zip(part.layers, layers_kv):
+            layer.update(keys[index], values[index])
+        part_mask = torch.cat([full_mask[index, :width_p], full_mask[index, width_p + width_s - w:]], dim=1)
+        out = model(input_ids=rest[index, width_s - w:], attention_mask=part_mask,
+                    position_ids=positions[index, width_s - w:], past_key_values=part, use_cache=True,
+                    return_dict=True, **extra)
+        last = out.logits[:, -1].to(dtype=torch.float32, device=device)
+        if logits is None:
+            logits = last.new_empty((len(rows), last.shape[-1]))
+        logits[index] = last
+        for (keys, values), layer in zip(merged, part.layers):
+            keys[index, :, :width_p] = layer.keys[:, :, :width_p]
+            keys[index, :, width_p + width_s - w:] = layer.keys[:, :, width_p:]
+            values[index, :, :width_p] = layer.values[:, :, :width_p]
+            values[index, :, width_p + width_s - w:] = layer.values[:, :, width_p:]
+    for layer, (keys, values) in zip(cache.layers, merged):
+        layer.update(keys, values)
+    return logits, cache, full_mask, positions[:, -1:], len(groups), computed
 
 
 def unique_rows(input_ids: torch.Tensor, mask: torch.Tensor) -> tuple[list[int], list[int]]:
@@ -256,7 +326,7 @@ def unique_rows(input_ids: torch.Tensor, mask: torch.Tensor) -> tuple[list[int],
 
 def decode_compacting(model, enc: dict, decoding: PerRowDecoding, limits: list[int], stop_ids: list[int],
                       stats: dict | None = None, prefix_lens: list[int] | None = None,
-                      pad_id: int = 0, dedupe: bool = True) -> list[list[int]]:
+                      pad_id: int = 0, dedupe: bool = True, prefix_store: PrefixStore | None = None) -> list[list[int]]:
     """Greedy over ``decoding``'s choice, like ``generate``, but finished rows leave the batch.
 
     Each step feeds exactly what generate() would (transformers 5: ``prepare_inputs_for_generation``
@@ -270,7 +340,8 @@ def decode_compacting(model, enc: dict, decoding: PerRowDecoding, limits: list[i
     cache, mask, positions, ids and ``decoding``. Returns each original row's tokens (its stop id
     included when it stopped). ``stats``, if given, receives the forward rows, steps and compactions.
     With ``prefix_lens`` (see ``shared_prefill``; needs ``prefix_sharing_supported``) the prefill
-    computes each shared prefix once. With ``dedupe`` rows whose prompts are identical are prefilled once.
+    computes each shared prefix once (once per ``prefix_store``'s lifetime when given). With ``dedupe`` rows
+    whose prompts are identical are prefilled once.
     """
     input_ids, mask = enc["input_ids"], enc["attention_mask"]
     device = input_ids.device
@@ -284,7 +355,7 @@ def decode_compacting(model, enc: dict, decoding: PerRowDecoding, limits: list[i
     row_limits = torch.tensor(limits, device=device)
     active = list(range(input_ids.shape[0]))  # original row of each row still in the batch
     generated: list[list[int]] = [[] for _ in active]
-    forward_rows = steps = compactions = prefixes = 0
+    forward_rows = steps = compactions = prefixes = computed = 0
     cache = None
 
     def forward(step_ids: torch.Tensor, step_positions: torch.Tensor) -> torch.Tensor:
@@ -304,9 +375,9 @@ def decode_compacting(model, enc: dict, decoding: PerRowDecoding, limits: list[i
         reps = inverse = list(range(input_ids.shape[0]))
     sub = torch.tensor(reps, device=device)
     if prefix_lens and any(prefix_lens[r] for r in reps):
-        logits, cache, mask, positions, prefixes = shared_prefill(model, input_ids[sub], enc["attention_mask"][sub],
-                                                                  [prefix_lens[r] for r in reps], pad_id, extra,
-                                                                  room=max(limits))
+        logits, cache, mask, positions, prefixes, computed = shared_prefill(
+            model, input_ids[sub], enc["attention_mask"][sub], [prefix_lens[r] for r in reps], pad_id, extra,
+            room=max(limits), store=prefix_store)
         forward_rows, steps = len(reps), 1
     else:
         cache = new_cache(model, room=max(limits))
@@ -321,7 +392,7 @@ def decode_compacting(model, enc: dict, decoding: PerRowDecoding, limits: list[i
     optimize = getattr(model, "_optimize_model_for_decode", None)
     with optimize() if callable(optimize) else contextlib.nullcontext():
         while True:
-            tokens = decoding(input_ids, logits).argmax(dim=-1)
+            tokens = decoding.choose(input_ids, logits)
             input_ids = torch.cat([input_ids, tokens[:, None]], dim=-1)
             for row, token in zip(active, tokens.tolist()):
                 generated[row].append(token)
@@ -346,7 +417,7 @@ def decode_compacting(model, enc: dict, decoding: PerRowDecoding, limits: list[i
             logits = forward(input_ids[:, -1:], positions)
     if stats is not None:
         stats.update(forward_rows=forward_rows, steps=steps, compactions=compactions, shared_prefixes=prefixes,
-                     prefill_rows=len(reps))
+                     prefixes_computed=computed, prefill_rows=len(reps))
     return generated
 
 
@@ -363,6 +434,7 @@ class GenerationModule(L.LightningModule):
         # model's cache allows it; False: every row prefills its whole prompt.
         self.share_prefix = True
         self._sharing_supported: bool | None = None
+        self.prefix_store = PrefixStore()  # shared prefixes' keys and values, kept across batches
         # Rows with identical prompts (one per candidate sharing a system prompt) are prefilled once.
         self.dedupe_prompts = True
         self._prefix_ids: dict = {}  # system prompt text -> token ids of the template before the user text
@@ -479,7 +551,8 @@ class GenerationModule(L.LightningModule):
             prefix_lens = self.prefix_lengths(batch, enc["input_ids"], enc["attention_mask"]) if self.sharing else None
             with torch.inference_mode():
                 new = decode_compacting(self.model, enc, decoding, limits, self.stop_ids, stats, prefix_lens,
-                                        pad_id=self.tokenizer.pad_token_id, dedupe=self.dedupe_prompts)
+                                        pad_id=self.tokenizer.pad_token_id, dedupe=self.dedupe_prompts,
+                                        prefix_store=self.prefix_store)
         else:
             # generate() only takes the token PerRowDecoding chose for each row (greedy over its output).
             gc = GenerationConfig(

@@ -210,7 +210,7 @@ def test_compacting_loop_matches_generate(module):
     # an earlier row's is not prefilled again: see unique_rows)
     duplicates = len(reqs) - stats["prefill_rows"]
     assert duplicates > 0  # the mixed requests repeat (system prompt, prompt) pairs
-    assert (new_rows - stats["shared_prefixes"] == stats["forward_rows"]
+    assert (new_rows - stats["prefixes_computed"] == stats["forward_rows"]
             == sum(n + finished for _, _, n, finished, _ in new) - duplicates)
     assert stats["compactions"] >= 3 and new_rows < old_rows
     assert {n for _, _, n, _, _ in new} >= {1, 2, 4}
@@ -236,7 +236,7 @@ def test_compacting_loop_matches_generate_when_most_rows_stop_early(module, monk
     assert sum(stopped) > len(reqs) // 2
     duplicates = len(reqs) - stats["prefill_rows"]
     assert stats["compactions"] >= 2
-    assert new_rows - stats["shared_prefixes"] == sum(n + f for _, _, n, f, _ in new) - duplicates < old_rows
+    assert new_rows - stats["prefixes_computed"] == sum(n + f for _, _, n, f, _ in new) - duplicates < old_rows
 
 
 def test_shared_prefixes_give_the_same_tokens_as_whole_prompts(module):
@@ -314,3 +314,42 @@ def test_a_model_whose_cache_cannot_be_row_selected_keeps_generate(tiny_llama, m
 
     model.__class__ = OwnInputs
     assert not compaction_supported(model)
+
+
+def test_a_stored_prefix_is_not_computed_again_and_gives_the_same_tokens(module):
+    """The second batch with the same system prompts takes their keys and values from the prefix store."""
+    if not generation.prefix_sharing_supported(module.model):
+        pytest.skip("no prefix sharing for recurrent layers")
+    reqs = mixed_requests(n=18, seed=4)
+    module.prefix_store.clear()
+    first, _ = run(module, reqs, compact=True)
+    cold = dict(module.last_decode)
+    again, _ = run(module, reqs, compact=True)
+    warm = dict(module.last_decode)
+    assert cold["prefixes_computed"] == cold["shared_prefixes"] >= 3
+    assert warm["prefixes_computed"] == 0 and warm["shared_prefixes"] == cold["shared_prefixes"]
+    assert again == first and len(module.prefix_store) == cold["shared_prefixes"]
+
+
+def test_the_prefix_store_forgets_the_least_recently_used():
+    store = generation.PrefixStore(capacity=2)
+    store.put((1,), "a")
+    store.put((2,), "b")
+    assert store.get((1,)) == "a"  # (2,) is now the least recently used
+    store.put((3,), "c")
+    assert store.get((2,)) is None and store.get((1,)) == "a" and len(store) == 2
+
+
+def test_user_turns_prefilled_in_chunks_give_the_tokens_of_one_call(module, monkeypatch):
+    """Rows of very different user-turn lengths: chunks of rows (each padded to its own longest) give
+    the tokens of a single padded call."""
+    if not generation.prefix_sharing_supported(module.model):
+        pytest.skip("no prefix sharing for recurrent layers")
+    reqs = mixed_requests(n=18, seed=5)
+    reqs = [GenerationRequest(r.index, r.prompt * (1 + i % 4), r.config, r.seed, r.sample) for i, r in enumerate(reqs)]
+    module.prefix_store.clear()
+    monkeypatch.setattr(generation, "PREFILL_CHUNK_ROWS", 4)
+    chunked, _ = run(module, reqs, compact=True)
+    monkeypatch.setattr(generation, "PREFILL_CHUNK_ROWS", 1000)
+    whole, _ = run(module, reqs, compact=True)
+    assert chunked == whole

@@ -162,3 +162,50 @@ def test_top_p_head_shortcut_equals_the_full_sort():
             mine = PerRowDecoding._top_p(scores.clone(), torch.full((6,), p), head=64)
             expected = TopPLogitsWarper(p)(None, scores.clone())
             assert torch.equal(torch.isinf(mine), torch.isinf(expected)), p
+
+
+def reference_draw(proc: PerRowDecoding, scores: torch.Tensor, rows: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """The definition: inverse CDF, in vocabulary order, of softmax over the whole warped vocabulary."""
+    cdf = proc._warp(scores, rows).softmax(dim=-1).cumsum(dim=-1)
+    return torch.searchsorted(cdf, (u * cdf[:, -1])[:, None], right=True).flatten()
+
+
+@pytest.mark.parametrize("spread", [6.0, 0.1])  # peaked: the candidate sets; flat: top-p's full-sort fallback
+def test_sampling_on_candidate_sets_equals_the_full_vocabulary_draw(spread):
+    configs = [
+        DecodingConfig(temperature=0.7, top_k=5, top_p=1.0),
+        DecodingConfig(temperature=1.3, top_k=40, top_p=0.8),
+        DecodingConfig(temperature=1.0, top_k=0, top_p=0.9),
+        DecodingConfig(temperature=0.5, top_k=0, top_p=1.0),  # neither: the full path
+        DecodingConfig(temperature=1.0, top_k=2000, top_p=0.95),  # k beyond the head
+    ]
+    proc = PerRowDecoding(configs, [0] * len(configs), prompt_width=1,
+                          pad_lengths=torch.zeros(len(configs), dtype=torch.long), stop_id=0)
+    rows = torch.arange(len(configs))
+    gen = torch.Generator().manual_seed(3)
+    for trial in range(200):
+        scores = torch.randn(len(configs), 3000, generator=gen) * spread
+        scores[1, :10] = -float("inf")  # banned tokens (no-repeat n-grams) are never drawn
+        u = torch.rand(len(configs), generator=gen)
+        mine = proc._sample(scores, rows, u)
+        assert torch.equal(mine, reference_draw(proc, scores, rows, u)), trial
+
+
+def test_penalties_ignore_left_padding():
+    """Padding tokens (any id) in front of a row change neither the repetition penalty nor the n-gram ban."""
+    gen = torch.Generator().manual_seed(7)
+    configs = [DecodingConfig(temperature=0.0, repetition_penalty=1.5, no_repeat_ngram_size=n) for n in (1, 2, 3, 0)]
+    pads = torch.tensor([0, 3, 5, 2])
+    ids = torch.randint(0, VOCAB, (len(configs), 14), generator=gen)
+    ids[:, 9:11] = ids[:, 12:14]  # repeated bigrams
+    ids[1, :3] = ids[1, -1]  # padding holding the last token's id: still not a repeat
+    scores = torch.randn(len(configs), VOCAB, generator=gen) * 3
+    proc = PerRowDecoding(configs, [0] * len(configs), prompt_width=10, pad_lengths=pads, stop_id=0)
+    raw = scores.clone()
+    mine = proc._no_repeat_ngram(ids, proc._repetition_penalty(ids, scores))
+    assert torch.equal(scores, raw)  # the raw logits are never written
+    for row, config in enumerate(configs):
+        expected = hf_reference(config, ids[row:row + 1, int(pads[row]):], raw[row:row + 1])[0]
+        assert torch.equal(torch.isinf(mine[row]), torch.isinf(expected)), config
+        finite = ~torch.isinf(expected)
+        assert torch.allclose(mine[row][finite], expected[finite]), config
