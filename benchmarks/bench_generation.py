@@ -23,7 +23,8 @@ The last lines are ``engine <N> tokens/s``, ``naive <N> tokens/s``, ``ratio <R>`
 and ``roofline <R>``: the engine's tokens/s over the machine's limit for this model, measured in the
 same run as (matrix-multiply FLOP/s at the decode batch shape, in the engine's dtype) / (FLOPs per
 generated token = 2 x the weights a token multiplies, the LM head included). ``--profile`` adds the
-engine's hottest functions (cProfile).
+engine's hottest functions (cProfile) and, from one more run, its time split between prefill forwards,
+decode forwards, per-row decoding and the rest.
 """
 
 from __future__ import annotations
@@ -99,6 +100,45 @@ def flops_per_token(model) -> float:
     return 2.0 * (body + head.numel())
 
 
+def time_split(engine: TransformersEngine, requests) -> dict:
+    """Seconds of one engine run spent in prefill forwards (more than one position per row), decode
+    forwards (one position) and per-row decoding (``PerRowDecoding.choose``), and the total."""
+    import functools
+
+    from safetune.components.sampling import PerRowDecoding
+
+    model, split = engine.module.model, {"prefill": 0.0, "decode": 0.0, "sampling": 0.0}
+    rows = [0]  # rows through decode forwards
+    forward, choose = model.forward, PerRowDecoding.choose
+
+    @functools.wraps(forward)  # keeps the signature: the engine inspects it for logits_to_keep
+    def timed_forward(*args, **kwargs):
+        start = time.perf_counter()
+        out = forward(*args, **kwargs)
+        one = kwargs["input_ids"].shape[1] == 1
+        split["decode" if one else "prefill"] += time.perf_counter() - start
+        rows[0] += kwargs["input_ids"].shape[0] if one else 0
+        return out
+
+    def timed_choose(self, *args):
+        start = time.perf_counter()
+        out = choose(self, *args)
+        split["sampling"] += time.perf_counter() - start
+        return out
+
+    model.forward, PerRowDecoding.choose = timed_forward, timed_choose
+    try:
+        start = time.perf_counter()
+        engine.generate(requests)
+        split["total"] = time.perf_counter() - start
+    finally:
+        del model.forward  # the instance attribute: the class's forward again
+        PerRowDecoding.choose = choose
+    split["other"] = split["total"] - split["prefill"] - split["decode"] - split["sampling"]
+    split["decode_rows"] = rows[0]
+    return split
+
+
 def timed(fn, *args) -> tuple[int, float]:
     """Best of REPEATS runs: the first run of a shape pays one-time kernel setup (oneDNN primitives),
     which a search pays once and then reuses for every later generation."""
@@ -125,7 +165,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=2, help="runs of each method; the best counts")
     ap.add_argument("--dtype", default="auto", help="weights' dtype for all three (auto: as the engine picks)")
-    ap.add_argument("--profile", action="store_true", help="print the engine's hottest functions (cProfile)")
+    ap.add_argument("--profile", action="store_true", help="print the engine's hottest functions (cProfile) and its time split")
     args = ap.parse_args()
 
     global REPEATS
@@ -176,6 +216,12 @@ def main() -> None:
         profiler.runcall(lambda: engine.generate(requests))
         print("engine profile (top 15 by own time):")
         pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
+        shares = time_split(engine, requests)
+        total, decode_rows = shares.pop("total"), shares.pop("decode_rows")
+        print("engine time split: " + ", ".join(f"{k} {v:.1f} s ({v / total:.0%})" for k, v in shares.items())
+              + f"; total {total:.1f} s")
+        rate = decode_rows / shares["decode"]
+        print(f"decode forwards alone: {rate:.1f} rows/s, {rate / limit:.2f} of the limit")
     print(f"matmul {peak / 1e9:.0f} GFLOP/s at {args.batch_size} x {cfg.hidden_size} x {cfg.intermediate_size} "
           f"({engine.dtype}); {flops_per_token(model) / 1e6:.0f} MFLOP per token; limit {limit:.0f} tokens/s")
     print(f"ratio {engine_tps / naive_tps:.2f}")
