@@ -304,7 +304,7 @@ class SearchConfig:
     samples: int = setting(1, "Samples per prompt (different seeds).")
     seed: int = setting(0, "Seeds the prompt sample, the algorithm and sampling.")
     judge: str = setting("safetune", "Judge name (primary objective).")
-    batch_size: int = setting(64, "Rows per generate call; a batch spans candidates, halved on out-of-memory.")
+    batch_size: int = setting(128, "Rows per generate call; a batch spans candidates, halved on out-of-memory.")
     space: SearchSpace = field(default_factory=SearchSpace)
     guards: GuardConfig = field(default_factory=GuardConfig)
     judges: tuple[str, ...] = setting((), "Comma-separated judges logged beside the primary (agreement).",
@@ -378,7 +378,7 @@ class EvaluateConfig:
     samples: int = setting(1, "Samples per prompt (different seeds).")
     seed: int = setting(0, "Seeds the prompt sample and sampling.")
     judge: str = setting("safetune", "Judge name.")
-    batch_size: int = setting(64, "Rows per generate call; a batch spans candidates, halved on out-of-memory.")
+    batch_size: int = setting(128, "Rows per generate call; a batch spans candidates, halved on out-of-memory.")
     experiment: str = setting("safetune-evaluate", "MLflow experiment name.")
     cache_dir: str | None = setting(None, "Cache file (default: ~/.cache/safetune/cache.sqlite).", flag="--cache")
     n_benign: int = setting(32, "XSTest safe prompts (benign helpfulness).")
@@ -410,7 +410,7 @@ class SurveyConfig:
     max_new_tokens: int = setting(96, "Token budget of every answer.")
     n_benign: int = setting(16, "XSTest safe prompts (over-refusal).")  # 0 skips
     n_capability: int = setting(8, "Items per capability task.")  # 0 skips
-    batch_size: int = setting(64, "Rows per generate call; a batch spans candidates, halved on out-of-memory.")
+    batch_size: int = setting(128, "Rows per generate call; a batch spans candidates, halved on out-of-memory.")
     experiment: str = setting("safetune-survey", "MLflow experiment name.")
     cache_dir: str | None = setting(None, "Cache file (default: ~/.cache/safetune/cache.sqlite).", flag="--cache")
 
