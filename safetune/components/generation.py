@@ -227,7 +227,7 @@ def shared_prefill(model, input_ids: torch.Tensor, mask: torch.Tensor, prefix_le
     prompt tokens (SmolLM2: 30 of ~40; the ``policy`` prompt 115 of ~150). Each distinct prefix is run
     once as a batch of one; its keys and values are copied into the rows that share it, left-padded
     to the longest prefix; the rest of each row (the user turn) is then prefilled on top, in chunks of
-rows of similar length (``PREFILL_CHUNK_ROWS``). The row
+    rows of similar length (``PREFILL_CHUNK_ROWS``). The row
     layout is ``[pad][prefix][pad][rest]``: position ids count only real tokens (``cumsum(mask) - 1``),
     so every token keeps the position it has in the unshared prompt, and the mask hides the padding,
     so the logits equal the unshared prefill's up to float rounding. ``prefix_lens[row]`` is 0 for a
@@ -281,8 +281,8 @@ rows of similar length (``PREFILL_CHUNK_ROWS``). The row
     # are prefilled in chunks, each padded only to its own longest; each chunk's keys and values land
     # in the common layout at the right end of the row (zeros under the mask elsewhere).
     order = sorted(range(len(rows)), key=lambda r: rest_lens[r])
-    merged = [(keys.new_zeros((*keys.shape[:2], width_p + width_s, keys.shape[-1])),
-               values.new_zeros((*values.shape[:2], width_p + width_s, values.shape[-1]))) for keys, values in layers_kv]
+    pad = (0, 0, 0, width_s)  # the prefixes, then room for the user turns
+    merged = [(torch.nn.functional.pad(keys, pad), torch.nn.functional.pad(values, pad)) for keys, values in layers_kv]
     logits = None
     for start in range(0, len(order), PREFILL_CHUNK_ROWS):
         chunk = order[start:start + PREFILL_CHUNK_ROWS]
@@ -299,10 +299,8 @@ rows of similar length (``PREFILL_CHUNK_ROWS``). The row
         if logits is None:
             logits = last.new_empty((len(rows), last.shape[-1]))
         logits[index] = last
-        for (keys, values), layer in zip(merged, part.layers):
-            keys[index, :, :width_p] = layer.keys[:, :, :width_p]
+        for (keys, values), layer in zip(merged, part.layers):  # only the user turns are new
             keys[index, :, width_p + width_s - w:] = layer.keys[:, :, width_p:]
-            values[index, :, :width_p] = layer.values[:, :, :width_p]
             values[index, :, width_p + width_s - w:] = layer.values[:, :, width_p:]
     for layer, (keys, values) in zip(cache.layers, merged):
         layer.update(keys, values)
