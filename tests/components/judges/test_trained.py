@@ -97,3 +97,32 @@ def test_a_retrained_artifact_is_another_judge(tmp_path):
     assert TrainedJudge(tmp_path).identity()["artifact"] != same["artifact"]
     # ... and the judge spec safetune=DIR loads it (judge-eval compares artifacts this way)
     assert get_judge(f"safetune={tmp_path}").identity() == TrainedJudge(tmp_path).identity()
+
+
+def test_network_head_matches_sklearn_and_survives_the_artifact(tmp_path):
+    """The comply head's networks, exported as arrays, give sklearn's own probabilities (averaged over
+    the nets) and the same after a save/load round trip; a linear head still loads and scores."""
+    import numpy as np
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.utils.class_weight import compute_sample_weight
+
+    from safetune.components.judges.trained import load_artifact, predict_head, save_artifact
+    from safetune.components.judges.training.features import fit_head, fit_network_head
+
+    rng = np.random.RandomState(0)
+    x = rng.normal(size=(300, 12))
+    y = (x[:, 0] * x[:, 1] > 0).astype(int)  # not linearly separable: the network must beat chance
+    head = fit_network_head(x, y, seed=3, nets=2)
+    xs = StandardScaler().fit(x).transform(x)
+    want = np.mean([MLPClassifier((64,), alpha=1.0, max_iter=500, random_state=3 + k)
+                    .fit(xs, y, sample_weight=compute_sample_weight("balanced", y)).predict_proba(xs)[:, 1]
+                    for k in range(2)], axis=0)
+    got = predict_head(x, head)
+    assert got.shape == (300,) and ((got > 0.5) == y).mean() > 0.8
+    assert np.allclose(got, want, atol=1e-9)
+    linear = fit_head(x, y, 0.1)
+    save_artifact(tmp_path, {"prompt": linear, "comply": head}, {"unsafe_threshold": 0.5})
+    heads, _, _ = load_artifact(tmp_path)
+    assert np.allclose(predict_head(x, heads["comply"]), got, atol=1e-5)
+    assert np.allclose(predict_head(x, heads["prompt"]), predict_head(x, linear))

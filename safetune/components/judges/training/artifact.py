@@ -16,7 +16,7 @@ from safetune.components.judges.training.cv import (
     STACK_DEPTH, STACK_MIN_LEAF, STACK_MONOTONIC, STACK_RATE, STACK_TREES, _fit_judge, cross_validate,
 )
 from safetune.components.judges.training.data import DATA_DIR, DEVSET, XSTEST, read_csv, sha256
-from safetune.components.judges.training.features import COMPLY_C, PROMPT_C, truncated
+from safetune.components.judges.training.features import COMPLY_ALPHA, COMPLY_HIDDEN, COMPLY_NETS, PROMPT_C, truncated
 from safetune.components.judges.training.measure import evaluate_judges
 from safetune.components.judges.training.synthesis import build_devset
 
@@ -42,10 +42,11 @@ def train(output_dir: str | Path = ARTIFACT_DIR, seed: int = 0, max_groups: int 
     embed([r["prompt"] for r in rows] + [r["response"] for r in answered + truncated(answered)])
     cv, params = cross_validate(rows, embed, seed)
     heads, stacker = _fit_judge(rows, embed, seed)
-    params.update({"embedder": embedder, "prompt_C": PROMPT_C, "comply_C": COMPLY_C, "seed": seed,
+    params.update({"embedder": embedder, "prompt_C": PROMPT_C, "seed": seed,
+                   "comply_head": {"hidden": COMPLY_HIDDEN, "alpha": COMPLY_ALPHA, "nets": COMPLY_NETS},
                    "stacker": {"depth": STACK_DEPTH, "trees": STACK_TREES, "rate": STACK_RATE, "monotonic": STACK_MONOTONIC,
                                "min_leaf": STACK_MIN_LEAF, "features": list(STACK_FEATURES)},
-                   "format": 2})
+                   "format": 3})
     save_artifact(out, heads, params, stacker)
     manifest = {
         "command": command or f"safetune judge-train --output-dir {out} --seed {seed}",

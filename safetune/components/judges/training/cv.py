@@ -55,7 +55,7 @@ def _oof_outputs(rows: list[dict], embed: EmbeddingCache, seed: int, folds: int,
     det: list = [None] * len(lab)
     for f in range(folds):
         train = [r for r in rows if fold_of[r["group"]] != f]
-        heads, stacker = _fit_judge(train, embed, seed + 1 + f, folds) if nested else (fit_heads(train, embed), None)
+        heads, stacker = _fit_judge(train, embed, seed + 1 + f, folds) if nested else (fit_heads(train, embed, seed), None)
         idx = [i for i, r in enumerate(lab) if fold_of[r["group"]] == f]
         if not idx:
             continue
@@ -74,7 +74,7 @@ def _fit_judge(rows: list[dict], embed: EmbeddingCache, seed: int, folds: int = 
     y = np.array([r["label"] for r in lab])
     stacker = fit_trees(stack_matrix(pp, pc, cos, det), y, STACK_DEPTH, STACK_TREES, STACK_RATE, STACK_MIN_LEAF, seed,
                         monotonic=STACK_MONOTONIC)
-    return fit_heads(rows, embed), stacker
+    return fit_heads(rows, embed, seed), stacker
 
 
 def kind_balanced_accuracy(labels, preds, kinds) -> float:

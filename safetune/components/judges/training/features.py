@@ -11,7 +11,13 @@ import numpy as np
 from safetune.components.embeddings import EmbeddingCache
 from safetune.components.judges.trained import comply_matrix, knn_margin, predict_head, text_features
 
-PROMPT_C, COMPLY_C = 0.03, 0.01  # strong L2 (~390 features, a few hundred prompts); picked by grouped CV
+PROMPT_C = 0.03  # strong L2 (384 features, a few hundred prompts); picked by grouped CV
+# Comply head: small ReLU networks instead of the former logistic regression (C = 0.01). Measured on
+# the dev set's harmful answers against each safe kind (ROC AUC, linear -> networks): prevention
+# answers 0.79 -> 0.88, refusals with an explanation 0.89 -> 0.92, objective not achieved 0.83 ->
+# 0.87, low-harm answers 0.78 -> 0.82, redirections 0.96 either way (hidden 32-128 and alpha 0.3-3
+# within ~0.02 of each other; seeds vary by ~0.01, hence three averaged).
+COMPLY_HIDDEN, COMPLY_ALPHA, COMPLY_NETS = 64, 1.0, 3
 
 
 def features(rows: list[dict], vec: dict):
@@ -34,6 +40,22 @@ def fit_head(x: np.ndarray, y: np.ndarray, c: float) -> dict:
     return {"mean": sc.mean_, "scale": sc.scale_, "coef": lr.coef_[0], "intercept": lr.intercept_}
 
 
+def fit_network_head(x: np.ndarray, y: np.ndarray, seed: int, nets: int = COMPLY_NETS) -> dict:
+    """Standardise + ``nets`` one-hidden-layer ReLU networks (adam, L2 ``COMPLY_ALPHA``, class-balanced
+    sample weights, seeds ``seed``..), stored as plain arrays for ``predict_head``."""
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.utils.class_weight import compute_sample_weight
+
+    sc = StandardScaler().fit(x)
+    xs, w = sc.transform(x), compute_sample_weight("balanced", y)
+    fits = [MLPClassifier((COMPLY_HIDDEN,), alpha=COMPLY_ALPHA, max_iter=500, random_state=seed + k).fit(xs, y, sample_weight=w)
+            for k in range(nets)]
+    return {"mean": sc.mean_, "scale": sc.scale_,
+            "w1": np.stack([m.coefs_[0] for m in fits]), "b1": np.stack([m.intercepts_[0] for m in fits]),
+            "w2": np.stack([m.coefs_[1][:, 0] for m in fits]), "b2": np.array([m.intercepts_[1][0] for m in fits])}
+
+
 TRUNCATE_WORDS = 40
 
 
@@ -48,7 +70,7 @@ def truncated(rows: list[dict]) -> list[dict]:
     return out
 
 
-def fit_heads(rows: list[dict], embed: EmbeddingCache) -> dict:
+def fit_heads(rows: list[dict], embed: EmbeddingCache, seed: int = 0) -> dict:
     """The prompt head (and its nearest-prompt bank) and the comply head, fitted on ``rows``."""
     prompts = {r["prompt"]: r["prompt_harmful"] for r in rows if r["prompt_harmful"] is not None}
     keys = sorted(prompts)
@@ -62,7 +84,7 @@ def fit_heads(rows: list[dict], embed: EmbeddingCache) -> dict:
     comply += truncated(comply)
     vec = embed([r["response"] for r in comply])
     _, x, _, _ = features(comply, vec)
-    heads["comply"] = fit_head(x, np.array([r["label"] for r in comply]), COMPLY_C)
+    heads["comply"] = fit_network_head(x, np.array([r["label"] for r in comply]), seed)
     return heads
 
 

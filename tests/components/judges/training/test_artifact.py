@@ -31,7 +31,8 @@ def test_manifest_matches_vendored_files():
     # the training prompts, no text).
     with np.load(ARTIFACT_DIR / WEIGHTS, allow_pickle=False) as z:
         assert z["bank_emb"].dtype == np.float16 and z["bank_emb"].shape[0] == z["bank_label"].shape[0]
-        assert sum(a.size for k, a in z.items() if k != "bank_emb") < 40_000
+        assert sum(a.size for k, a in z.items() if k not in ("bank_emb", "comply_w1")) < 40_000
+        assert z["comply_w1"].dtype == np.float32 and z["comply_w1"].size < 100_000  # 3 nets x 392 x 64
     assert (ARTIFACT_DIR / WEIGHTS).stat().st_size < 2_000_000
 
 
