@@ -49,7 +49,7 @@ def comply_aucs(train: list[dict], dev: list[dict], cache: EmbeddingCache, seed:
     for kind in sorted(set(kinds[y == 0])):
         keep = (y == 1) | (kinds == kind)
         if (kinds[keep] == kind).sum() >= 5:  # fewer safe rows than that: no AUC worth printing
-            out[kind] = roc_auc_score(y[keep], p_comply[keep])
+            out[str(kind)] = roc_auc_score(y[keep], p_comply[keep])
     return out
 
 
