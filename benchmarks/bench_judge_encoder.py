@@ -1,6 +1,6 @@
 """Would a larger sentence encoder make the judge's comply head better, and at what cost?
 
-Fits the judge's heads (``training.features.fit_heads``, the shipped recipe) on the training split with
+Fits the judge's heads (``training.features.fit_heads``, the shipped recipe) on judge-train's training split with
 the default MiniLM vectors, with another sentence-transformers encoder's, and with both concatenated,
 then prints the comply head's ROC AUC on the development split's answers to harmful requests: all of
 them, and harmful answers against each safe kind alone (prevention, redirection, refusal with an
@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 
 from safetune.components.embeddings import Embedder, EmbeddingCache  # noqa: E402
 from safetune.components.judges.training import features as F  # noqa: E402
-from safetune.components.judges.training.labelling import load_labelled, split_groups  # noqa: E402
+from safetune.components.judges.training.synthesis import build_devset  # noqa: E402
 from safetune.errors import SafetuneError  # noqa: E402
 
 
@@ -63,10 +63,11 @@ def main(argv=None) -> int:
         print("error: --max-seq-length must be at least 8", file=sys.stderr)
         return 2
 
-    rows = load_labelled()
-    train, dev = split_groups(rows, seed=args.seed)
-    texts = {r["prompt"] for r in rows} | {r["response"] for r in rows if r["response"]}
-    texts |= {r["response"] for r in F.truncated([r for r in train if r["response"] is not None])}
+    # judge-train's own split: training rows with their synthetic kinds, and the dev rows that share
+    # neither a prompt nor an answer with them.
+    train, dev = build_devset(args.seed)
+    answered = [r for r in train + dev if r["response"] is not None]
+    texts = {r["prompt"] for r in train + dev} | {r["response"] for r in answered + F.truncated(answered)}
     texts = {t for t in texts if t.strip()}
     print(f"{len(train)} training rows, {len(dev)} dev rows, {len(texts)} distinct texts", flush=True)
 

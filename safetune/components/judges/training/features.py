@@ -12,11 +12,9 @@ from safetune.components.embeddings import EmbeddingCache
 from safetune.components.judges.trained import comply_matrix, knn_margin, predict_head, text_features
 
 PROMPT_C = 0.03  # strong L2 (384 features, a few hundred prompts); picked by grouped CV
-# Comply head: small ReLU networks instead of the former logistic regression (C = 0.01). Measured on
-# the dev set's harmful answers against each safe kind (ROC AUC, linear -> networks): prevention
-# answers 0.79 -> 0.88, refusals with an explanation 0.89 -> 0.92, objective not achieved 0.83 ->
-# 0.87, low-harm answers 0.78 -> 0.82, redirections 0.96 either way (hidden 32-128 and alpha 0.3-3
-# within ~0.02 of each other; seeds vary by ~0.01, hence three averaged).
+# Comply head: small ReLU networks instead of the former logistic regression (C = 0.01): grouped-CV
+# ROC AUC 0.926 -> 0.935 (judge-train's MANIFEST), dev-set prevention answers flagged 0.39 -> 0.21
+# (judge-eval). Three seeds averaged, so the verdicts depend less on one network's initialisation.
 COMPLY_HIDDEN, COMPLY_ALPHA, COMPLY_NETS = 64, 1.0, 3
 
 
