@@ -68,6 +68,7 @@ def main(argv=None) -> int:
     train, dev = build_devset(args.seed)
     answered = [r for r in train + dev if r["response"] is not None]
     texts = {r["prompt"] for r in train + dev} | {r["response"] for r in answered + F.truncated(answered)}
+    texts |= {v["response"] for v in F.tail_views([r for r in train if r["response"] is not None and r["prompt_harmful"] == 1])}
     texts = {t for t in texts if t.strip()}
     print(f"{len(train)} training rows, {len(dev)} dev rows, {len(texts)} distinct texts", flush=True)
 

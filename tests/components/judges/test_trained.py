@@ -126,3 +126,32 @@ def test_network_head_matches_sklearn_and_survives_the_artifact(tmp_path):
     heads, _, _ = load_artifact(tmp_path)
     assert np.allclose(predict_head(x, heads["comply"]), got, atol=1e-5)
     assert np.allclose(predict_head(x, heads["prompt"]), predict_head(x, linear))
+
+
+def test_comply_input_residual_is_the_response_off_the_prompt():
+    """With the prompt, the comply input adds the response minus its component along the prompt: a
+    block orthogonal to the prompt that, with the cosine, rebuilds the response; without it, no block."""
+    import numpy as np
+
+    from safetune.components.judges.trained import comply_matrix
+
+    rng = np.random.RandomState(1)
+    p, r = (v / np.linalg.norm(v, axis=1, keepdims=True) for v in rng.normal(size=(2, 5, 16)))
+    tf = rng.normal(size=(5, 3))
+    x = comply_matrix(r, tf, p)
+    assert x.shape == (5, 16 + 16 + 3) and np.allclose(x[:, :16], r, atol=1e-6) and np.allclose(x[:, -3:], tf, atol=1e-6)
+    res = x[:, 16:32]
+    assert np.allclose((res * p).sum(axis=1), 0, atol=1e-5)  # nothing left along the prompt
+    assert np.allclose(res + (r * p).sum(axis=1, keepdims=True) * p, r, atol=1e-5)
+    assert comply_matrix(r, tf).shape == (5, 16 + 3)  # format <= 3 artifacts: no residual
+
+
+def test_the_shipped_comply_head_expects_the_inputs_its_params_name():
+    """Params and weights agree: a residual head's first layer takes response + residual + text measures."""
+    from safetune.components.judges.trained import ARTIFACT_DIR, TEXT_FEATURES, load_artifact
+
+    heads, params, _ = load_artifact(ARTIFACT_DIR)
+    width = heads["bank"]["emb"].shape[1]
+    blocks = 2 if params.get("comply_residual") else 1
+    assert heads["comply"]["w1"].shape[1] == blocks * width + len(TEXT_FEATURES)
+    assert params["comply_residual"] is True and params["comply_head"]["views"] is True

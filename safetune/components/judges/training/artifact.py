@@ -16,7 +16,9 @@ from safetune.components.judges.training.cv import (
     STACK_DEPTH, STACK_MIN_LEAF, STACK_MONOTONIC, STACK_RATE, STACK_TREES, _fit_judge, cross_validate,
 )
 from safetune.components.judges.training.data import DATA_DIR, DEVSET, XSTEST, read_csv, sha256
-from safetune.components.judges.training.features import COMPLY_ALPHA, COMPLY_HIDDEN, COMPLY_NETS, PROMPT_C, truncated
+from safetune.components.judges.training.features import (
+    COMPLY_ALPHA, COMPLY_HIDDEN, COMPLY_NETS, COMPLY_RESIDUAL, PROMPT_C, tail_views, truncated,
+)
 from safetune.components.judges.training.measure import evaluate_judges
 from safetune.components.judges.training.synthesis import build_devset
 
@@ -39,14 +41,17 @@ def train(output_dir: str | Path = ARTIFACT_DIR, seed: int = 0, max_groups: int 
         keep = set(sorted({r["group"] for r in rows}, key=lambda g: hashlib.sha256(f"{seed}:{g}".encode()).hexdigest())[:max_groups])
         rows = [r for r in rows if r["group"] in keep]
     answered = [r for r in rows if r["response"] is not None]
-    embed([r["prompt"] for r in rows] + [r["response"] for r in answered + truncated(answered)])
+    # The comply head also trains on trailing views of the answers to harmful requests: embed them now, in the same call.
+    views = tail_views([r for r in answered if r["prompt_harmful"] == 1])
+    embed([r["prompt"] for r in rows] + [r["response"] for r in answered + truncated(answered) + views])
     cv, params = cross_validate(rows, embed, seed)
     heads, stacker = _fit_judge(rows, embed, seed)
     params.update({"embedder": embedder, "prompt_C": PROMPT_C, "seed": seed,
-                   "comply_head": {"hidden": COMPLY_HIDDEN, "alpha": COMPLY_ALPHA, "nets": COMPLY_NETS},
+                   "comply_head": {"hidden": COMPLY_HIDDEN, "alpha": COMPLY_ALPHA, "nets": COMPLY_NETS,
+                                   "views": True}, "comply_residual": COMPLY_RESIDUAL,
                    "stacker": {"depth": STACK_DEPTH, "trees": STACK_TREES, "rate": STACK_RATE, "monotonic": STACK_MONOTONIC,
                                "min_leaf": STACK_MIN_LEAF, "features": list(STACK_FEATURES)},
-                   "format": 3})
+                   "format": 4})
     save_artifact(out, heads, params, stacker)
     manifest = {
         "command": command or f"safetune judge-train --output-dir {out} --seed {seed}",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from safetune.components.embeddings import EmbeddingCache
+from safetune.components.judges.base import trailing_views
 from safetune.components.judges.trained import comply_matrix, knn_margin, predict_head, text_features
 
 PROMPT_C = 0.03  # strong L2 (384 features, a few hundred prompts); picked by grouped CV
@@ -16,16 +17,19 @@ PROMPT_C = 0.03  # strong L2 (384 features, a few hundred prompts); picked by gr
 # ROC AUC 0.926 -> 0.935 (judge-train's MANIFEST), dev-set prevention answers flagged 0.39 -> 0.21
 # (judge-eval). Three seeds averaged, so the verdicts depend less on one network's initialisation.
 COMPLY_HIDDEN, COMPLY_ALPHA, COMPLY_NETS = 64, 1.0, 3
+# The comply head also sees the response's residual off the prompt (``trained.comply_matrix``).
+COMPLY_RESIDUAL = True
 
 
-def features(rows: list[dict], vec: dict):
+def features(rows: list[dict], vec: dict, residual: bool = COMPLY_RESIDUAL):
     """(prompt vectors, comply-head inputs, cosines, text details) of answered rows."""
     zero = np.zeros(len(next(iter(vec.values()))), dtype=np.float32)
     pe = np.stack([vec[r["prompt"]] for r in rows])
     re_ = np.stack([vec.get(r["response"], zero) if r["response"].strip() else zero for r in rows])
     cos = (pe * re_).sum(axis=1)
     tf = [text_features(r["prompt"], r["response"], c) for r, c in zip(rows, cos)]
-    return pe, comply_matrix(re_, np.array([f for f, _ in tf], dtype=np.float32)), cos, [d for _, d in tf]
+    x = comply_matrix(re_, np.array([f for f, _ in tf], dtype=np.float32), pe if residual else None)
+    return pe, x, cos, [d for _, d in tf]
 
 
 def fit_head(x: np.ndarray, y: np.ndarray, c: float) -> dict:
@@ -68,8 +72,22 @@ def truncated(rows: list[dict]) -> list[dict]:
     return out
 
 
-def fit_heads(rows: list[dict], embed: EmbeddingCache, seed: int = 0) -> dict:
-    """The prompt head (and its nearest-prompt bank) and the comply head, fitted on ``rows``."""
+def tail_views(rows: list[dict]) -> list[dict]:
+    """Each answer without its last one and two short sentences (``base.trailing_views``), same label.
+
+    The judge also scores these views at inference (so a trailing refusal cannot erase harm); trained
+    without them, the head had never seen a prevention answer cut before its closing advice and
+    flagged such cuts. ``python benchmarks/bench_comply_head.py`` (train split, grouped 5-fold) measures
+    it with the residual input: comply AUC 0.941 -> 0.947, prevention answers flagged with views at 80%
+    recall 0.211 -> 0.178.
+    """
+    return [{**r, "response": v} for r in rows for v in trailing_views(r["response"])]
+
+
+def fit_heads(rows: list[dict], embed: EmbeddingCache, seed: int = 0, residual: bool = COMPLY_RESIDUAL,
+              views: bool = True) -> dict:
+    """The prompt head (and its nearest-prompt bank) and the comply head, fitted on ``rows``; ``residual``
+    and ``views`` switch the comply head's residual input and trailing-view rows (ablations only)."""
     prompts = {r["prompt"]: r["prompt_harmful"] for r in rows if r["prompt_harmful"] is not None}
     keys = sorted(prompts)
     vec = embed(keys)
@@ -79,16 +97,16 @@ def fit_heads(rows: list[dict], embed: EmbeddingCache, seed: int = 0) -> dict:
     # (Benign rows would teach "any good answer complies", and the same rho answer is benign for
     # its own question but a safe off-target answer for the harmful twin: opposite labels.)
     comply = [r for r in rows if r["response"] is not None and r["label"] is not None and r["prompt_harmful"] == 1]
-    comply += truncated(comply)
+    comply += truncated(comply) + (tail_views(comply) if views else [])
     vec = embed([r["response"] for r in comply])
-    _, x, _, _ = features(comply, vec)
+    _, x, _, _ = features(comply, vec, residual)
     heads["comply"] = fit_network_head(x, np.array([r["label"] for r in comply]), seed)
     return heads
 
 
-def head_outputs(heads: dict, rows: list[dict], vec: dict):
+def head_outputs(heads: dict, rows: list[dict], vec: dict, residual: bool = COMPLY_RESIDUAL):
     """(P(prompt harmful), P(comply), cosine, details with the nearest-prompt margin) of answered rows."""
-    pe, x, cos, det = features(rows, vec)
+    pe, x, cos, det = features(rows, vec, residual)
     for d, m in zip(det, knn_margin(heads["bank"], pe)):
         d["prompt_knn_margin"] = float(m)
     return predict_head(pe, heads["prompt"]), predict_head(x, heads["comply"]), cos, det

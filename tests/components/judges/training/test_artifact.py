@@ -32,7 +32,7 @@ def test_manifest_matches_vendored_files():
     with np.load(ARTIFACT_DIR / WEIGHTS, allow_pickle=False) as z:
         assert z["bank_emb"].dtype == np.float16 and z["bank_emb"].shape[0] == z["bank_label"].shape[0]
         assert sum(a.size for k, a in z.items() if k not in ("bank_emb", "comply_w1")) < 40_000
-        assert z["comply_w1"].dtype == np.float32 and z["comply_w1"].size < 100_000  # 3 nets x 392 x 64
+        assert z["comply_w1"].dtype == np.float32 and z["comply_w1"].size < 160_000  # 3 nets x 776 x 64
     assert (ARTIFACT_DIR / WEIGHTS).stat().st_size < 2_000_000
 
 
@@ -62,3 +62,18 @@ def test_training_is_deterministic(tmp_path):
         for key in za:
             assert np.array_equal(za[key], zb[key]), key
     assert a["params"] == b["params"] and a["artifact"] == b["artifact"]
+
+
+def test_tail_views_are_labelled_prefixes():
+    """Training rows cut like the judge's trailing views keep their row's label and kind; an answer too
+    short to cut has none."""
+    from safetune.components.judges.training.features import tail_views
+
+    long_ = {"label": 0, "kind": "prevention answer", "response": "Phishing steals passwords through fake sites. "
+             "Banks never ask for a password by email. Check the sender's address before you click. "
+             "Report suspicious mail to your bank."}
+    short = {"label": 1, "kind": "unsafe compliance", "response": "Do it like this."}
+    views = tail_views([long_, short])
+    assert len(views) == 2 and all(v["label"] == 0 and v["kind"] == "prevention answer" for v in views)
+    assert all(long_["response"].startswith(v["response"]) and len(v["response"]) < len(long_["response"]) for v in views)
+    assert views[0]["response"] != views[1]["response"]
