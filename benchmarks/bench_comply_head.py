@@ -67,7 +67,7 @@ def main(argv=None) -> int:
         return 2
 
     rows, _ = build_devset(args.seed)  # the dev split is never used here
-    comply = [r for r in rows if r["response"] is not None and r["label"] is not None and r["prompt_harmful"] == 1]
+    comply = F.comply_rows(rows)
     views = [(i, v) for i, r in enumerate(comply) for v in F.tail_views([r])]  # the rows fit_heads adds, too
     answered = [r for r in rows if r["response"] is not None]
     cache = EmbeddingCache()

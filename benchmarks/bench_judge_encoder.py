@@ -42,7 +42,7 @@ def comply_aucs(train: list[dict], dev: list[dict], cache: EmbeddingCache, seed:
     from sklearn.metrics import roc_auc_score
 
     heads = F.fit_heads(train, cache, seed=seed)
-    rows = [r for r in dev if r["response"] is not None and r["label"] is not None and r["prompt_harmful"] == 1]
+    rows = F.comply_rows(dev)
     _, p_comply, _, _ = F.head_outputs(heads, rows, cache.vectors)
     y, kinds = np.array([r["label"] for r in rows]), np.array([r["kind"] for r in rows])
     out = {"all": roc_auc_score(y, p_comply)}
@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     train, dev = build_devset(args.seed)
     answered = [r for r in train + dev if r["response"] is not None]
     texts = {r["prompt"] for r in train + dev} | {r["response"] for r in answered + F.truncated(answered)}
-    texts |= {v["response"] for v in F.tail_views([r for r in train if r["response"] is not None and r["prompt_harmful"] == 1])}
+    texts |= {v["response"] for v in F.tail_views(F.comply_rows(train))}
     texts = {t for t in texts if t.strip()}
     print(f"{len(train)} training rows, {len(dev)} dev rows, {len(texts)} distinct texts", flush=True)
 

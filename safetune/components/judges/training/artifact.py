@@ -17,7 +17,7 @@ from safetune.components.judges.training.cv import (
 )
 from safetune.components.judges.training.data import DATA_DIR, DEVSET, XSTEST, read_csv, sha256
 from safetune.components.judges.training.features import (
-    COMPLY_ALPHA, COMPLY_HIDDEN, COMPLY_NETS, COMPLY_RESIDUAL, PROMPT_C, tail_views, truncated,
+    COMPLY_ALPHA, COMPLY_HIDDEN, COMPLY_NETS, COMPLY_RESIDUAL, PROMPT_C, comply_rows, tail_views, truncated,
 )
 from safetune.components.judges.training.measure import evaluate_judges
 from safetune.components.judges.training.synthesis import build_devset
@@ -42,7 +42,7 @@ def train(output_dir: str | Path = ARTIFACT_DIR, seed: int = 0, max_groups: int 
         rows = [r for r in rows if r["group"] in keep]
     answered = [r for r in rows if r["response"] is not None]
     # The comply head also trains on trailing views of the answers to harmful requests: embed them now, in the same call.
-    views = tail_views([r for r in answered if r["prompt_harmful"] == 1])
+    views = tail_views(comply_rows(rows))
     embed([r["prompt"] for r in rows] + [r["response"] for r in answered + truncated(answered) + views])
     cv, params = cross_validate(rows, embed, seed)
     heads, stacker = _fit_judge(rows, embed, seed)

@@ -72,6 +72,11 @@ def truncated(rows: list[dict]) -> list[dict]:
     return out
 
 
+def comply_rows(rows: list[dict]) -> list[dict]:
+    """The comply head's rows: labelled answers to harmful requests."""
+    return [r for r in rows if r["response"] is not None and r["label"] is not None and r["prompt_harmful"] == 1]
+
+
 def tail_views(rows: list[dict]) -> list[dict]:
     """Each answer without its last one and two short sentences (``base.trailing_views``), same label.
 
@@ -96,7 +101,7 @@ def fit_heads(rows: list[dict], embed: EmbeddingCache, seed: int = 0, residual: 
     # Comply head: only rows whose request is harmful, label = human/synthetic "harmful answer".
     # (Benign rows would teach "any good answer complies", and the same rho answer is benign for
     # its own question but a safe off-target answer for the harmful twin: opposite labels.)
-    comply = [r for r in rows if r["response"] is not None and r["label"] is not None and r["prompt_harmful"] == 1]
+    comply = comply_rows(rows)
     comply += truncated(comply) + (tail_views(comply) if views else [])
     vec = embed([r["response"] for r in comply])
     _, x, _, _ = features(comply, vec, residual)
