@@ -12,7 +12,11 @@ threshold that keeps 80% of harmful answers, on the answer alone and at the maxi
 and its trailing views (what the judge does at inference).
 
     python benchmarks/bench_comply_head.py            # ~15 min on 2 cores, mostly embedding
+    python benchmarks/bench_comply_head.py --lm smollm2-135m --layer 9 --variants +residual+views
 
+``--lm``: each variant is also fitted on MiniLM's vectors concatenated with a causal LM's hidden
+states after ``--layer`` layers (``embeddings.HiddenStates``; each half scaled by 1/sqrt(2)), the
+backbone ``bench_judge_encoder.py --lm`` compared on the dev split, here without spending it.
 The last line is ``best <variant>`` by overall AUC.
 """
 
@@ -28,10 +32,12 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import numpy as np  # noqa: E402
 
-from safetune.components.embeddings import EmbeddingCache  # noqa: E402
+from safetune.components.embeddings import EmbeddingCache, HiddenStates  # noqa: E402
 from safetune.components.judges.training import features as F  # noqa: E402
 from safetune.components.judges.training.cv import CV_FOLDS, _fold_of  # noqa: E402
 from safetune.components.judges.training.synthesis import build_devset  # noqa: E402
+from safetune.errors import SafetuneError  # noqa: E402
+from safetune.models import resolve_model  # noqa: E402
 
 VARIANTS = {"response": (False, False), "+residual": (True, False), "+views": (False, True), "+residual+views": (True, True)}
 KEEP_TPR = 0.8
@@ -59,12 +65,22 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=0, help="split, fold and network seed (judge-train's default is 0)")
     ap.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {list(VARIANTS)}")
+    ap.add_argument("--lm", help="causal LM (alias, hub id or folder) whose hidden states to add to MiniLM's")
+    ap.add_argument("--layer", type=int, default=9, help="with --lm: the layer whose output is pooled")
     args = ap.parse_args(argv)
     chosen = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in chosen if v not in VARIANTS]
     if unknown or not chosen:
         print(f"error: unknown variant(s) {unknown}; choose from {list(VARIANTS)}", file=sys.stderr)
         return 2
+
+    lm = None
+    if args.lm:  # loaded first: a wrong model or layer fails before any embedding
+        try:
+            lm = HiddenStates(resolve_model(args.lm).path, [args.layer])
+        except (SafetuneError, OSError, ValueError) as exc:
+            print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
+            return 2
 
     rows, _ = build_devset(args.seed)  # the dev split is never used here
     comply = F.comply_rows(rows)
@@ -76,10 +92,20 @@ def main(argv=None) -> int:
     print(f"{len(comply)} answers to harmful requests, {len(views)} views; embedded in {time.perf_counter() - start:.0f} s",
           flush=True)
 
+    caches = {"": cache}
+    if lm is not None:
+        start = time.perf_counter()
+        states = lm.encode(cache.vectors)[args.layer]
+        both = EmbeddingCache(cache.embedder)
+        both.vectors = {t: np.concatenate([v, states[t]]) / np.sqrt(2.0) for t, v in cache.vectors.items()}
+        caches[f" minilm+layer{args.layer}"] = both
+        print(f"hidden states after {args.layer} layers in {time.perf_counter() - start:.0f} s", flush=True)
+
     y, kinds = np.array([r["label"] for r in comply]), np.array([r["kind"] for r in comply])
     best = None
-    for name in chosen:
-        p, p_max = out_of_fold(rows, comply, views, cache, args.seed, *VARIANTS[name])
+    for variant, suffix in [(v, s) for v in chosen for s in caches]:
+        name = variant + suffix
+        p, p_max = out_of_fold(rows, comply, views, caches[suffix], args.seed, *VARIANTS[variant])
         auc = roc_auc_score(y, p)
         thr = np.quantile(p[y == 1], 1 - KEEP_TPR)
         print(f"{name}: AUC {auc:.3f}  (kind: AUC vs harmful, flagged at TPR {KEEP_TPR}, with views)", flush=True)

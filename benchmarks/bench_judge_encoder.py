@@ -15,7 +15,7 @@ or folder), whose hidden states after each of ``--layers`` (only that many layer
 normed with the model's final norm, mean-pooled over the text's tokens (the first, attention-sink
 token left out) and L2-normalised: the "small LM's hidden states" backbone. ``--max-seq-length`` caps
 the candidate's input (the texts' median is ~46 words). The last lines are ``<features> {kind: AUC,
-...}`` per variant and ``cost <encoder>/minilm <ratio>`` (the same texts, model loading included).
+...}`` per variant and ``cost <encoder>/minilm <ratio>`` (the same texts; MiniLM's loading included, the LM's not).
 """
 
 from __future__ import annotations
@@ -30,62 +30,11 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import numpy as np  # noqa: E402
 
-from safetune.components.embeddings import Embedder, EmbeddingCache  # noqa: E402
+from safetune.components.embeddings import Embedder, EmbeddingCache, HiddenStates  # noqa: E402
 from safetune.components.judges.training import features as F  # noqa: E402
 from safetune.components.judges.training.synthesis import build_devset  # noqa: E402
 from safetune.errors import SafetuneError  # noqa: E402
-
-
-class HiddenStates:
-    """A causal LM's mean-pooled hidden states after some of its layers, one unit vector per text and layer."""
-
-    def __init__(self, name: str, layers: list[int], max_length: int, batch_size: int = 32):
-        import torch
-        from transformers import AutoModelForCausalLM
-
-        from safetune.components.requests import load_tokenizer
-        from safetune.models import resolve_model
-
-        path = resolve_model(name).path
-        self.torch, self.layers, self.max_length, self.batch_size = torch, layers, max_length, batch_size
-        self.tokenizer = load_tokenizer(path)
-        self.tokenizer.padding_side = "right"
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-        model.model.layers = model.model.layers[: max(layers)]  # the layers after the last one asked are never run
-        model.config.num_hidden_layers = max(layers)
-        self.body = model.model
-
-    def encode(self, texts) -> dict[int, dict[str, np.ndarray]]:
-        torch = self.torch
-        texts = sorted(set(texts), key=len)  # similar lengths share a batch (little padding)
-        out: dict[int, dict[str, np.ndarray]] = {k: {} for k in self.layers}
-        with torch.inference_mode():
-            for i in range(0, len(texts), self.batch_size):
-                chunk = texts[i:i + self.batch_size]
-                enc = self.tokenizer(chunk, return_tensors="pt", padding=True, truncation=True,
-                                     max_length=self.max_length, add_special_tokens=False)
-                states = self.body(**enc, output_hidden_states=True).hidden_states
-                mask = enc["attention_mask"].float()
-                # The first token is an attention sink with an outsized state: left out of the mean
-                # whenever the text has another token.
-                mask[:, 0] = torch.where(mask.sum(1) > 1, 0.0, mask[:, 0])
-                for k in self.layers:
-                    h = states[k] if k == len(self.body.layers) else self.body.norm(states[k])  # the last is normed
-                    v = (h * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
-                    v = torch.nn.functional.normalize(v, dim=-1).numpy().astype(np.float32)
-                    out[k].update(zip(chunk, v))
-        return out
-
-
-def check_lm(name: str, layers: list[int]) -> None:
-    """Fail before any embedding when the LM does not resolve or has fewer layers than asked."""
-    from transformers import AutoConfig
-
-    from safetune.models import resolve_model
-
-    n = AutoConfig.from_pretrained(resolve_model(name).path).get_text_config().num_hidden_layers
-    if max(layers) > n:
-        raise SafetuneError(f"--layers {max(layers)}: {name} has {n} layers")
+from safetune.models import resolve_model  # noqa: E402
 
 
 def embedded(embedder: Embedder, texts: set[str]) -> tuple[EmbeddingCache, float]:
@@ -130,9 +79,10 @@ def main(argv=None) -> int:
         print(f"error: --layers must be comma-separated layer numbers >= 1 (got {args.layers!r})", file=sys.stderr)
         return 2
 
-    if args.lm:
+    lm = None
+    if args.lm:  # loaded first: a wrong model or layer fails before any embedding
         try:
-            check_lm(args.lm, layers)
+            lm = HiddenStates(resolve_model(args.lm).path, layers, args.max_seq_length)
         except (SafetuneError, OSError, ValueError) as exc:
             print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
             return 2
@@ -158,7 +108,7 @@ def main(argv=None) -> int:
         else:
             name = f"{os.path.basename(os.path.normpath(args.lm))}-{max(layers)}-layers"
             start = time.perf_counter()
-            by_layer = HiddenStates(args.lm, layers, args.max_seq_length).encode(texts)
+            by_layer = lm.encode(texts)
             others = {f"layer{k}": v for k, v in by_layer.items()}
         t_other = time.perf_counter() - start
     except SafetuneError as exc:

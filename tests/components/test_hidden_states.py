@@ -1,0 +1,42 @@
+"""HiddenStates: a causal LM's pooled hidden states after some layers, as text vectors."""
+
+import numpy as np
+import pytest
+import torch
+
+from safetune.components.embeddings import HiddenStates
+from safetune.errors import SafetuneError
+
+TEXTS = ["I can't help with that.", "To do it, first take the thing and then the other one, slowly.", "Hi"]
+
+
+def test_vectors_are_unit_per_layer_and_do_not_depend_on_the_batch(tiny_llama):
+    enc = HiddenStates(tiny_llama, [1, 2], batch_size=2)
+    out = enc.encode(TEXTS + TEXTS[:1])  # duplicates are encoded once
+    assert sorted(out) == [1, 2] and all(sorted(v) == sorted(TEXTS) for v in out.values())
+    for vectors in out.values():
+        for v in vectors.values():
+            assert v.dtype == np.float32 and abs(float(np.linalg.norm(v)) - 1) < 1e-5
+    alone = HiddenStates(tiny_llama, [1, 2], batch_size=1).encode(TEXTS)  # right padding: positions as alone
+    for k in (1, 2):
+        for t in TEXTS:
+            np.testing.assert_allclose(out[k][t], alone[k][t], atol=1e-5)
+    assert not np.allclose(out[1][TEXTS[0]], out[2][TEXTS[0]])  # different layers, different vectors
+
+
+def test_equals_the_full_models_normed_states_pooled_without_the_first_token(tiny_llama):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    text = TEXTS[1]
+    got = HiddenStates(tiny_llama, [1]).encode([text])[1][text]
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama, dtype=torch.float32).eval()
+    ids = AutoTokenizer.from_pretrained(tiny_llama)(text, return_tensors="pt", add_special_tokens=False)
+    with torch.inference_mode():
+        h = model.model.norm(model.model(**ids, output_hidden_states=True).hidden_states[1])[0, 1:].mean(0)
+    np.testing.assert_allclose(got, (h / h.norm()).numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("layers", [[], [0], [3]])
+def test_layers_out_of_range_is_a_clear_error(tiny_llama, layers):
+    with pytest.raises(SafetuneError, match="layers must be within 1..2"):
+        HiddenStates(tiny_llama, layers)
