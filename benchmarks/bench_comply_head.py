@@ -32,7 +32,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import numpy as np  # noqa: E402
 
-from safetune.components.embeddings import EmbeddingCache, HiddenStates  # noqa: E402
+from safetune.components.embeddings import EmbeddingCache, HiddenStates, concatenated  # noqa: E402
 from safetune.components.judges.training import features as F  # noqa: E402
 from safetune.components.judges.training.cv import CV_FOLDS, _fold_of  # noqa: E402
 from safetune.components.judges.training.synthesis import build_devset  # noqa: E402
@@ -97,7 +97,7 @@ def main(argv=None) -> int:
         start = time.perf_counter()
         states = lm.encode(cache.vectors)[args.layer]
         both = EmbeddingCache(cache.embedder)
-        both.vectors = {t: np.concatenate([v, states[t]]) / np.sqrt(2.0) for t, v in cache.vectors.items()}
+        both.vectors = concatenated(cache.vectors, states)
         caches[f" minilm+layer{args.layer}"] = both
         print(f"hidden states after {args.layer} layers in {time.perf_counter() - start:.0f} s", flush=True)
 

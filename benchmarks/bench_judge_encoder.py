@@ -30,7 +30,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import numpy as np  # noqa: E402
 
-from safetune.components.embeddings import Embedder, EmbeddingCache, HiddenStates  # noqa: E402
+from safetune.components.embeddings import Embedder, EmbeddingCache, HiddenStates, concatenated  # noqa: E402
 from safetune.components.judges.training import features as F  # noqa: E402
 from safetune.components.judges.training.synthesis import build_devset  # noqa: E402
 from safetune.errors import SafetuneError  # noqa: E402
@@ -118,9 +118,8 @@ def main(argv=None) -> int:
     for label, vectors in others.items():
         alone = EmbeddingCache(Embedder())
         alone.vectors = vectors
-        # Both: each unit vector scaled by 1/sqrt(2), so the concatenation is a unit vector again (cosines stay cosines).
         both = EmbeddingCache(Embedder())
-        both.vectors = {t: np.concatenate([mini.vectors[t], vectors[t]]) / np.sqrt(2.0) for t in mini.vectors}
+        both.vectors = concatenated(mini.vectors, vectors)
         variants += [(label, alone), (f"minilm+{label}", both)]
     for label, cache in variants:
         aucs = comply_aucs(train, dev, cache, args.seed)

@@ -93,6 +93,12 @@ class EmbeddingCache:
         return self.vectors
 
 
+def concatenated(first: dict[str, np.ndarray], second: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Each text's two unit vectors side by side, each scaled by 1/sqrt(2): a unit vector again, so cosines
+    stay cosines (the average of the two encoders'). Texts of ``first`` only; each must be in ``second``."""
+    return {t: np.concatenate([v, second[t]]) / np.sqrt(2.0) for t, v in first.items()}
+
+
 class HiddenStates:
     """A causal LM's hidden states as text vectors: after each of ``layers`` (1 = the first layer's
     output; later layers are never run), normed with the model's final norm, mean-pooled over the

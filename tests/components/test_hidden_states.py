@@ -40,3 +40,14 @@ def test_equals_the_full_models_normed_states_pooled_without_the_first_token(tin
 def test_layers_out_of_range_is_a_clear_error(tiny_llama, layers):
     with pytest.raises(SafetuneError, match="layers must be within 1..2"):
         HiddenStates(tiny_llama, layers)
+
+
+def test_concatenated_vectors_stay_unit_and_average_the_cosines():
+    from safetune.components.embeddings import concatenated
+
+    rng = np.random.default_rng(0)
+    unit = lambda n: (lambda v: v / np.linalg.norm(v))(rng.normal(size=n))  # noqa: E731
+    a, b = {"x": unit(4), "y": unit(4)}, {"x": unit(3), "y": unit(3)}
+    c = concatenated(a, b)
+    assert abs(np.linalg.norm(c["x"]) - 1) < 1e-9
+    assert abs(c["x"] @ c["y"] - (a["x"] @ a["y"] + b["x"] @ b["y"]) / 2) < 1e-9
