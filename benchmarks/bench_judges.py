@@ -6,6 +6,10 @@ embeddings computed once) is timed against the same work done one pair per call,
 
     python benchmarks/bench_judges.py                       # heuristic, safetune judges + relevance
     python benchmarks/bench_judges.py --pairs 500 --judge heuristic
+    python benchmarks/bench_judges.py --judge safetune=OLD_ARTIFACT_DIR --judge safetune   # two judges, one run
+
+A judge over stacked vectors (sentence + LM states) is also timed with the pairs' sentence vectors
+handed in, as the evaluator does in a search (it has them for relevance).
 
 The last lines are ``<name> batched <S> s per 1000 pairs, one-by-one <S> s per 1000, ratio <R>``, then
 for each judge that judges trailing views, the same batched call without them and the cost ratio.
@@ -62,6 +66,10 @@ def main() -> None:
         batched = per_1000(lambda: judge.judge(prompts, responses), len(prompts))
         single = per_1000(lambda: [judge.judge([p], [r]) for p, r in zip(sp, sr)], len(sp))
         lines.append((name, batched, single))
+        if getattr(judge.embedder, "base", None) is not None:  # stacked vectors: a search hands in the sentence half
+            handed = embedder.pairs(prompts, responses)  # the evaluator's relevance vectors: not the judge's cost
+            lines.append((f"{name} (sentence vectors handed in, as in a search)",
+                          per_1000(lambda: judge.judge(prompts, responses, vectors=handed), len(prompts)), None))
         if judge.judges_trailing_views:  # what judging the trailing views costs (issue 11: within ~2x)
             judge.judges_trailing_views = False
             without = per_1000(lambda: judge.judge(prompts, responses), len(prompts))
@@ -71,8 +79,8 @@ def main() -> None:
     print(f"machine: {platform.machine()} {os.cpu_count()} cpus, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; {len(prompts)} pairs batched, {len(sp)} one by one")
     for name, batched, single in lines:
-        print(f"{name} batched {batched:.1f} s per 1000 pairs, one-by-one {single:.1f} s per 1000, "
-              f"ratio {single / batched:.2f}")
+        print(f"{name} batched {batched:.1f} s per 1000 pairs" + ("" if single is None else
+              f", one-by-one {single:.1f} s per 1000, ratio {single / batched:.2f}"))
     for name, without, with_views in views:
         print(f"{name} without trailing views {without:.1f} s per 1000 pairs, with {with_views:.1f} s, "
               f"cost of the views {with_views / without:.2f}x")

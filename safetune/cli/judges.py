@@ -11,6 +11,7 @@ import shlex
 import click
 
 from safetune.cli.common import friendly, tracking_uri_option
+from safetune.components.judges.training.features import JUDGE_LM
 
 
 @click.command()
@@ -41,14 +42,21 @@ def judges():
 @click.option("--write-devset/--no-write-devset", default=True, show_default=True,
               help="Also (re)write data/devset.jsonl for this seed.")
 @click.option("--dev-eval/--no-dev-eval", default=True, show_default=True, help="Measure the new judge on the dev set.")
+@click.option("--lm", default=JUDGE_LM["model"], show_default=True,
+              help="Causal LM (alias, hub id or folder) whose hidden states stack with MiniLM's vectors; 'none' for MiniLM alone.")
+@click.option("--lm-layer", type=click.IntRange(min=1), default=JUDGE_LM["layer"], show_default=True,
+              help="With --lm: pool the states after this many layers (the later ones never run).")
 @friendly
-def judge_train(output_dir, seed, write_devset, dev_eval):
+def judge_train(output_dir, seed, write_devset, dev_eval, lm, lm_layer):
     """Train the offline `safetune` judge from the vendored human-labelled data (grouped CV)."""
     from safetune.components.judges.trained import ARTIFACT_DIR
     from safetune.jobs.judges import run_judge_train
 
     command = f"safetune judge-train --seed {seed}" + (f" --output-dir {shlex.quote(output_dir)}" if output_dir else "")
-    devset, manifest = run_judge_train(output_dir, seed, write_devset, dev_eval, command)
+    if lm.lower() != JUDGE_LM["model"] or lm_layer != JUDGE_LM["layer"]:
+        command += f" --lm {shlex.quote(lm)}" + ("" if lm.lower() == "none" else f" --lm-layer {lm_layer}")
+    spec = None if lm.lower() == "none" else {**JUDGE_LM, "model": lm, "layer": lm_layer}
+    devset, manifest = run_judge_train(output_dir, seed, write_devset, dev_eval, command, spec)
     if devset:
         click.echo(f"devset: {devset['rows']} rows -> {devset['path']}")
     cv = manifest["cv"]

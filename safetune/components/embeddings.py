@@ -96,7 +96,8 @@ class EmbeddingCache:
 def concatenated(first: dict[str, np.ndarray], second: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Each text's two unit vectors side by side, each scaled by 1/sqrt(2): a unit vector again, so cosines
     stay cosines (the average of the two encoders'). Texts of ``first`` only; each must be in ``second``."""
-    return {t: np.concatenate([v, second[t]]) / np.sqrt(2.0) for t, v in first.items()}
+    scale = np.float32(1 / np.sqrt(2.0))
+    return {t: np.concatenate([v, second[t]]).astype(np.float32) * scale for t, v in first.items()}
 
 
 class HiddenStates:
@@ -150,3 +151,63 @@ class HiddenStates:
                     v = torch.nn.functional.normalize(v, dim=-1).numpy().astype(np.float32)
                     out[k].update(zip(chunk, v))
         return out
+
+
+@functools.lru_cache(maxsize=2)
+def load_hidden_states(model: str, layer: int, max_length: int) -> HiddenStates:
+    """A causal LM (alias, hub id or folder) cut after ``layer``, loaded once per process."""
+    from safetune.models import resolve_model
+
+    return HiddenStates(resolve_model(model).path, [layer], max_length)
+
+
+class StackedEmbedder:
+    """A sentence embedder's vectors beside a causal LM's hidden states after ``layer`` layers
+    (``concatenated``: a unit vector whose cosines average the two spaces'). The trained judge's text
+    vectors since artifact format 5: the sentence vectors carry the topic, the LM's the stance.
+
+    ``pairs`` reuses the sentence half when the caller already embedded the pairs with the base
+    embedder (the evaluator does, for relevance), so a search pays only for the LM's half.
+    """
+
+    def __init__(self, base: Embedder, lm: str, layer: int, max_length: int = 128, states: HiddenStates | None = None):
+        self.base, self.lm, self.layer, self.max_length = base, lm, int(layer), int(max_length)
+        self._states = states  # None = load_hidden_states(...) on the first encode
+        self.name = f"{base.name}+{lm}@{self.layer}"
+
+    @property
+    def states(self) -> HiddenStates:
+        if self._states is None:
+            self._states = load_hidden_states(self.lm, self.layer, self.max_length)
+        return self._states
+
+    def encode(self, texts: Iterable[str]) -> dict[str, np.ndarray]:
+        distinct = sorted(set(texts))
+        if not distinct:
+            return {}
+        return concatenated(self.base.encode(distinct), self.states.encode(distinct)[self.layer])
+
+    def pairs(self, prompts: list[str], responses: list[str], base_vectors=None):
+        """``relevance.PairVectors`` in this space; ``base_vectors``: the same pairs' vectors from the
+        base embedder, if the caller has them (only the LM's half is computed then)."""
+        from safetune.components.relevance import PairVectors, pair_vectors
+
+        if base_vectors is None or base_vectors.embedder != self.base.name or len(base_vectors) != len(prompts) \
+                or not prompts:
+            return pair_vectors(self, prompts, responses)
+        lm = self.states.encode([t for t in list(prompts) + list(responses) if t.strip()])[self.layer]
+        zero = np.zeros_like(next(iter(lm.values())))
+        lm_p = np.stack([lm[p] if p.strip() else zero for p in prompts])
+        lm_r = np.stack([lm[r] if r.strip() else zero for r in responses])
+        scale = np.float32(1 / np.sqrt(2.0))
+        return PairVectors(self.name, np.hstack([base_vectors.prompts, lm_p]) * scale,
+                           np.hstack([base_vectors.responses, lm_r]) * scale)
+
+
+def text_embedder(name: str = DEFAULT_EMBEDDER, lm: dict | None = None, batch_size: int = 64, model=None):
+    """The embedder a judge artifact names: ``name`` alone, or stacked with ``lm`` = {"model", "layer",
+    "max_length"} (``StackedEmbedder``). ``model``: a loaded sentence model (tests)."""
+    base = Embedder(name, batch_size, model=model)
+    if not lm:
+        return base
+    return StackedEmbedder(base, lm["model"], lm["layer"], lm.get("max_length", 128))

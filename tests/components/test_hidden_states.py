@@ -49,5 +49,39 @@ def test_concatenated_vectors_stay_unit_and_average_the_cosines():
     unit = lambda n: (lambda v: v / np.linalg.norm(v))(rng.normal(size=n))  # noqa: E731
     a, b = {"x": unit(4), "y": unit(4)}, {"x": unit(3), "y": unit(3)}
     c = concatenated(a, b)
-    assert abs(np.linalg.norm(c["x"]) - 1) < 1e-9
-    assert abs(c["x"] @ c["y"] - (a["x"] @ a["y"] + b["x"] @ b["y"]) / 2) < 1e-9
+    assert c["x"].dtype == np.float32 and abs(np.linalg.norm(c["x"]) - 1) < 1e-6
+    assert abs(c["x"] @ c["y"] - (a["x"] @ a["y"] + b["x"] @ b["y"]) / 2) < 1e-6
+
+
+class _FakeSentences:
+    """Deterministic unit vectors per text, standing in for MiniLM."""
+
+    def encode(self, texts, batch_size, normalize_embeddings, convert_to_numpy):
+        import hashlib
+
+        rows = [np.random.RandomState(int(hashlib.sha256(t.encode()).hexdigest()[:8], 16)).normal(size=8) for t in texts]
+        return np.asarray([r / np.linalg.norm(r) for r in rows], dtype=np.float32)
+
+
+def test_stacked_embedder_stacks_both_spaces_and_reuses_the_callers_sentence_vectors(tiny_llama):
+    from safetune.components.embeddings import Embedder, StackedEmbedder, text_embedder
+
+    base = Embedder("fake", model=_FakeSentences())
+    assert text_embedder("fake", None, model=_FakeSentences()).name == "fake"  # no LM: the sentence embedder itself
+    stacked = text_embedder("fake", {"model": tiny_llama, "layer": 1}, model=_FakeSentences())
+    assert isinstance(stacked, StackedEmbedder) and stacked.name == f"fake+{tiny_llama}@1"
+    vec = stacked.encode(TEXTS)
+    lm = HiddenStates(tiny_llama, [1]).encode(TEXTS)[1]
+    for t in TEXTS:
+        assert vec[t].dtype == np.float32 and abs(float(np.linalg.norm(vec[t])) - 1) < 1e-5
+        np.testing.assert_allclose(vec[t] * np.sqrt(2), np.concatenate([base.encode([t])[t], lm[t]]), atol=1e-5)
+    prompts, responses = [TEXTS[1], TEXTS[1], TEXTS[2]], [TEXTS[0], "  ", TEXTS[2]]
+    fresh = stacked.pairs(prompts, responses)
+    reused = stacked.pairs(prompts, responses, base_vectors=base.pairs(prompts, responses))
+    assert fresh.embedder == reused.embedder == stacked.name
+    np.testing.assert_allclose(reused.prompts, fresh.prompts, atol=1e-5)
+    np.testing.assert_allclose(reused.responses, fresh.responses, atol=1e-5)
+    assert not reused.responses[1].any()  # a blank response stays the zero vector (cosine 0)
+    # Vectors of another embedder are not half of this space: encoded afresh.
+    other = Embedder("other", model=_FakeSentences()).pairs(prompts, responses)
+    np.testing.assert_allclose(stacked.pairs(prompts, responses, base_vectors=other).prompts, fresh.prompts, atol=1e-5)

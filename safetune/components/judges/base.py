@@ -115,7 +115,7 @@ JUDGES = Registry("judge", {
                        "refusal phrases + embedding relevance + echo/degeneration checks"),
     "llama-guard": Entry("safetune.components.judges.llama_guard:LlamaGuardJudge", "Llama Guard 3"),
     "safetune": Entry("safetune.components.judges.trained:TrainedJudge",
-                      "trained heads over MiniLM + relevance + usefulness (the default)"),
+                      "trained heads over MiniLM + SmolLM2 states, relevance, usefulness (the default)"),
 })
 
 

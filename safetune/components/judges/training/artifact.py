@@ -10,31 +10,36 @@ from pathlib import Path
 
 import numpy as np
 
-from safetune.components.embeddings import EmbeddingCache
+from safetune.components.embeddings import DEFAULT_EMBEDDER, EmbeddingCache, StackedEmbedder, text_embedder
 from safetune.components.judges.trained import ARTIFACT_DIR, PARAMS, STACK_FEATURES, WEIGHTS, TrainedJudge, save_artifact
 from safetune.components.judges.training.cv import (
     STACK_DEPTH, STACK_MIN_LEAF, STACK_MONOTONIC, STACK_RATE, STACK_TREES, _fit_judge, cross_validate,
 )
 from safetune.components.judges.training.data import DATA_DIR, DEVSET, XSTEST, read_csv, sha256
 from safetune.components.judges.training.features import (
-    COMPLY_ALPHA, COMPLY_HIDDEN, COMPLY_NETS, COMPLY_RESIDUAL, PROMPT_C, comply_rows, tail_views, truncated,
+    COMPLY_ALPHA, COMPLY_HIDDEN, COMPLY_NETS, COMPLY_RESIDUAL, JUDGE_LM, PROMPT_C, comply_rows, tail_views, truncated,
 )
 from safetune.components.judges.training.measure import evaluate_judges
 from safetune.components.judges.training.synthesis import build_devset
 
 
 def train(output_dir: str | Path = ARTIFACT_DIR, seed: int = 0, max_groups: int | None = None,
-          evaluate_dev: bool = True, command: str | None = None, embeddings: EmbeddingCache | None = None) -> dict:
+          evaluate_dev: bool = True, command: str | None = None, embeddings: EmbeddingCache | None = None,
+          lm: dict | None = JUDGE_LM) -> dict:
     """Train both heads on the train split, write the artifact + MANIFEST.json, return the manifest.
 
     ``max_groups`` keeps a seeded subset of training prompt groups (fast tests); the dev split is
     never trained on. ``embeddings``: the texts' vectors, kept across the cross-validation's many
-    fits (a fresh cache of the default embedder if not given; pass one to reuse it across trainings).
+    fits (a fresh cache of the default embedder, stacked with ``lm``'s hidden states unless ``lm`` is None,
+    if not given; pass one to reuse it across trainings; its embedder decides, ``lm`` is then ignored).
     """
     import sklearn
 
-    embed = embeddings or EmbeddingCache()
-    embedder = embed.embedder.name
+    embed = embeddings or EmbeddingCache(text_embedder(DEFAULT_EMBEDDER, lm))
+    stacked = embed.embedder if isinstance(embed.embedder, StackedEmbedder) else None
+    embedder = stacked.base.name if stacked else embed.embedder.name
+    lm_params = {"model": stacked.lm, "layer": stacked.layer, "max_length": stacked.max_length,
+                 "pooling": "final norm, mean over tokens after the first, L2"} if stacked else None
     out = Path(output_dir)
     rows, dev = build_devset(seed)
     if max_groups is not None:
@@ -51,12 +56,12 @@ def train(output_dir: str | Path = ARTIFACT_DIR, seed: int = 0, max_groups: int 
                                    "views": True}, "comply_residual": COMPLY_RESIDUAL,
                    "stacker": {"depth": STACK_DEPTH, "trees": STACK_TREES, "rate": STACK_RATE, "monotonic": STACK_MONOTONIC,
                                "min_leaf": STACK_MIN_LEAF, "features": list(STACK_FEATURES)},
-                   "format": 4})
+                   "lm": lm_params, "format": 5})
     save_artifact(out, heads, params, stacker)
     manifest = {
         "command": command or f"safetune judge-train --output-dir {out} --seed {seed}",
         "seed": seed, "python": sys.version.split()[0], "sklearn": sklearn.__version__, "numpy": np.__version__,
-        "embedder": embedder, "params": params,
+        "embedder": embed.embedder.name, "params": params,
         "data": _data_manifest(), "train_rows": _counts(rows), "dev_rows": _counts(dev),
         "cv": cv, "artifact": {n: sha256(out / n) for n in (WEIGHTS, PARAMS)},
         "notes": "CV = grouped 5-fold on the train split (groups = prompts, rho pairs). Dev rows = held-out "

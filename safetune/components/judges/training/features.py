@@ -19,6 +19,12 @@ PROMPT_C = 0.03  # strong L2 (384 features, a few hundred prompts); picked by gr
 COMPLY_HIDDEN, COMPLY_ALPHA, COMPLY_NETS = 64, 1.0, 3
 # The comply head also sees the response's residual off the prompt (``trained.comply_matrix``).
 COMPLY_RESIDUAL = True
+# Since format 5 every text vector is MiniLM's stacked with the embedded generator's hidden states after
+# a few of its 30 layers (``embeddings.StackedEmbedder``): sentence embeddings carry the topic and blur
+# the stance (declining, protecting vs instructing) that the LM's states keep. Grouped 5-fold CV on the
+# train split (``python benchmarks/bench_comply_head.py --lm smollm2-135m --layer 9``): comply AUC
+# 0.947 -> 0.975. ``layer`` trades that against the judge's cost (the layers after it never run).
+JUDGE_LM = {"model": "smollm2-135m", "layer": 5, "max_length": 128}
 
 
 def features(rows: list[dict], vec: dict, residual: bool = COMPLY_RESIDUAL):
