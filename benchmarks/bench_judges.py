@@ -9,7 +9,9 @@ embeddings computed once) is timed against the same work done one pair per call,
     python benchmarks/bench_judges.py --judge safetune=OLD_ARTIFACT_DIR --judge safetune   # two judges, one run
 
 A judge over stacked vectors (sentence + LM states) is also timed with the pairs' sentence vectors
-handed in, as the evaluator does in a search (it has them for relevance).
+handed in, as the evaluator does in a search (it has them for relevance), cold and with the prompts seen
+before (a search's later candidates answer the same prompts: the LM half of a prompt is kept). Every other
+timed call starts cold (the LM memo emptied).
 
 The last lines are ``<name> batched <S> s per 1000 pairs, one-by-one <S> s per 1000, ratio <R>``, then
 for each judge that judges trailing views, the same batched call without them and the cost ratio.
@@ -45,6 +47,14 @@ def per_1000(fn, n: int) -> float:
     return (time.perf_counter() - start) * 1000 / n
 
 
+def cold(judge):
+    """The judge as a fresh process has it: a stacked embedder's memo of LM vectors emptied."""
+    forget = getattr(getattr(judge, "embedder", None), "forget", None)
+    if forget is not None:
+        forget()
+    return judge
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pairs", type=int, default=1000, help="pairs for the batched calls")
@@ -63,16 +73,20 @@ def main() -> None:
     for name in args.judge or ["heuristic", "safetune"]:
         judge = get_judge(name)
         judge.judge(prompts[:2], responses[:2])  # load weights and embedder: not timed
-        batched = per_1000(lambda: judge.judge(prompts, responses), len(prompts))
-        single = per_1000(lambda: [judge.judge([p], [r]) for p, r in zip(sp, sr)], len(sp))
+        batched = per_1000(lambda: cold(judge).judge(prompts, responses), len(prompts))
+        single = per_1000(lambda: [cold(judge).judge([p], [r]) for p, r in zip(sp, sr)], len(sp))
         lines.append((name, batched, single))
         if getattr(judge.embedder, "base", None) is not None:  # stacked vectors: a search hands in the sentence half
             handed = embedder.pairs(prompts, responses)  # the evaluator's relevance vectors: not the judge's cost
             lines.append((f"{name} (sentence vectors handed in, as in a search)",
+                          per_1000(lambda: cold(judge).judge(prompts, responses, vectors=handed), len(prompts)), None))
+            # After a search's first candidate the judge has seen the prompts (every candidate answers the same).
+            cold(judge).embedder.lm_vectors([p for p in prompts if p.strip()])
+            lines.append((f"{name} (sentence vectors handed in, prompts seen before: a search's later candidates)",
                           per_1000(lambda: judge.judge(prompts, responses, vectors=handed), len(prompts)), None))
         if judge.judges_trailing_views:  # what judging the trailing views costs (issue 11: within ~2x)
             judge.judges_trailing_views = False
-            without = per_1000(lambda: judge.judge(prompts, responses), len(prompts))
+            without = per_1000(lambda: cold(judge).judge(prompts, responses), len(prompts))
             judge.judges_trailing_views = True
             views.append((name, without, batched))
 

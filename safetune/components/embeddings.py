@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections import OrderedDict
 from typing import Iterable
 
 import numpy as np
@@ -161,6 +162,9 @@ def load_hidden_states(model: str, layer: int, max_length: int) -> HiddenStates:
     return HiddenStates(resolve_model(model).path, [layer], max_length)
 
 
+MEMO_TEXTS = 20_000  # LM vectors kept per StackedEmbedder (576 floats each for SmolLM2: ~46 MB at most)
+
+
 class StackedEmbedder:
     """A sentence embedder's vectors beside a causal LM's hidden states after ``layer`` layers
     (``concatenated``: a unit vector whose cosines average the two spaces'). The trained judge's text
@@ -174,6 +178,10 @@ class StackedEmbedder:
         self.base, self.lm, self.layer, self.max_length = base, lm, int(layer), int(max_length)
         self._states = states  # None = load_hidden_states(...) on the first encode
         self.name = f"{base.name}+{lm}@{self.layer}"
+        # The LM half of texts seen lately. A search judges every candidate's answers to the *same*
+        # prompts, and a judge's trailing views repeat their pair's prompt: without this, each call
+        # ran the LM over every prompt again. Least recently used texts go first past the bound.
+        self._memo: OrderedDict[str, np.ndarray] = OrderedDict()
 
     @property
     def states(self) -> HiddenStates:
@@ -185,7 +193,25 @@ class StackedEmbedder:
         distinct = sorted(set(texts))
         if not distinct:
             return {}
-        return concatenated(self.base.encode(distinct), self.states.encode(distinct)[self.layer])
+        return concatenated(self.base.encode(distinct), self.lm_vectors(distinct))
+
+    def forget(self) -> None:
+        """Empty the memo (benchmarks time a fresh process's cost)."""
+        self._memo.clear()
+
+    def lm_vectors(self, texts: Iterable[str]) -> dict[str, np.ndarray]:
+        """text -> the LM half's unit vector; texts not in the memo are encoded in one call."""
+        distinct = set(texts)
+        missing = distinct - self._memo.keys()
+        if missing:
+            self._memo.update(self.states.encode(missing)[self.layer])
+        out = {}
+        for t in distinct:
+            self._memo.move_to_end(t)
+            out[t] = self._memo[t]
+        while len(self._memo) > MEMO_TEXTS:
+            self._memo.popitem(last=False)
+        return out
 
     def pairs(self, prompts: list[str], responses: list[str], base_vectors=None):
         """``relevance.PairVectors`` in this space; ``base_vectors``: the same pairs' vectors from the
@@ -195,7 +221,7 @@ class StackedEmbedder:
         if base_vectors is None or base_vectors.embedder != self.base.name or len(base_vectors) != len(prompts) \
                 or not prompts:
             return pair_vectors(self, prompts, responses)
-        lm = self.states.encode([t for t in list(prompts) + list(responses) if t.strip()])[self.layer]
+        lm = self.lm_vectors([t for t in list(prompts) + list(responses) if t.strip()])
         zero = np.zeros_like(next(iter(lm.values())))
         lm_p = np.stack([lm[p] if p.strip() else zero for p in prompts])
         lm_r = np.stack([lm[r] if r.strip() else zero for r in responses])

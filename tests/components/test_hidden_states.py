@@ -85,3 +85,23 @@ def test_stacked_embedder_stacks_both_spaces_and_reuses_the_callers_sentence_vec
     # Vectors of another embedder are not half of this space: encoded afresh.
     other = Embedder("other", model=_FakeSentences()).pairs(prompts, responses)
     np.testing.assert_allclose(stacked.pairs(prompts, responses, base_vectors=other).prompts, fresh.prompts, atol=1e-5)
+
+
+def test_stacked_embedder_runs_the_lm_once_per_text_within_its_memo_bound(tiny_llama, monkeypatch):
+    """A search judges every candidate's answers to the same prompts: the LM half of a text seen lately
+    is reused (same vector), only new texts reach the LM, and the memo stays within its bound."""
+    from safetune.components import embeddings
+    from safetune.components.embeddings import Embedder, StackedEmbedder
+
+    states = HiddenStates(tiny_llama, [1])
+    seen = []
+    real = states.encode
+    monkeypatch.setattr(states, "encode", lambda texts: seen.append(sorted(set(texts))) or real(texts))
+    stacked = StackedEmbedder(Embedder("fake", model=_FakeSentences()), tiny_llama, 1, states=states)
+    first = stacked.pairs(TEXTS[:2], [TEXTS[2], "Another answer, new to the LM."])
+    again = stacked.pairs(TEXTS[:2], [TEXTS[2], "A third answer."])
+    assert seen == [sorted(set(TEXTS) | {"Another answer, new to the LM."}), ["A third answer."]]
+    np.testing.assert_array_equal(first.prompts, again.prompts)
+    monkeypatch.setattr(embeddings, "MEMO_TEXTS", 2)
+    stacked.encode(["One more text here."])
+    assert len(stacked._memo) == 2 and "One more text here." in stacked._memo
