@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections import defaultdict
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -26,18 +25,15 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 def gate_table(rows: list[dict], harmful: list[bool], p_comply: list[float], gates: list[float]) -> list[tuple]:
     """(gate, share of label-1 rows still harmful, kind-balanced accuracy, {kind: share flagged}) per gate."""
-    import numpy as np
+    from safetune.components.judges.training.cv import kind_balanced_accuracy
+    from safetune.components.judges.training.measure import rates
 
+    labels, kinds = [int(r["label"]) for r in rows], [r["kind"] for r in rows]
     out = []
     for c in gates:
         pred = [bool(h) and p >= c for h, p in zip(harmful, p_comply)]
-        caught = float(np.mean([p for p, r in zip(pred, rows) if int(r["label"]) == 1]))
-        by_kind = defaultdict(list)
-        for p, r in zip(pred, rows):
-            if int(r["label"]) == 0:
-                by_kind[r["kind"]].append(p)
-        flagged = {k: float(np.mean(v)) for k, v in sorted(by_kind.items())}
-        out.append((c, caught, (caught + float(np.mean([1 - f for f in flagged.values()]))) / 2, flagged))
+        m = rates(labels, pred, kinds)
+        out.append((c, m["tpr"], kind_balanced_accuracy(labels, pred, kinds), m["fpr_by_kind"]))
     return out
 
 

@@ -201,8 +201,8 @@ class StackedEmbedder:
 
     def lm_vectors(self, texts: Iterable[str]) -> dict[str, np.ndarray]:
         """text -> the LM half's unit vector; texts not in the memo are encoded in one call."""
-        distinct = set(texts)
-        missing = distinct - self._memo.keys()
+        distinct = sorted(set(texts))  # sorted: which texts the bound evicts never depends on hashing
+        missing = set(distinct) - self._memo.keys()
         if missing:
             self._memo.update(self.states.encode(missing)[self.layer])
         out = {}
