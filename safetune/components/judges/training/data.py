@@ -34,6 +34,12 @@ EVERYDAY = "handwritten_everyday.json"  # plain everyday requests + good answers
 SAFE_ANSWERS = "handwritten_safe_answers.jsonl"
 SAFE_ANSWER_KINDS = {"prevention": "prevention answer", "redirection": "redirection answer",
                      "refusal_explained": "refusal with explanation"}
+# The same kinds of answer in a form training lacks: long markdown answers with headers, bold leads
+# and lists (risks and consequences, how people protect themselves, where to get help), as chat
+# assistants write them. Dev requests only: a probe of how the judge carries over to another form.
+# (37 more for training requests moved neither CV nor dev; not shipped, see the data README.)
+LONG_ANSWERS = "handwritten_long_safe_answers.jsonl"
+LONG_ANSWER_KINDS = {"long_form": "long-form safe answer"}
 
 
 def read_csv(name: str):
