@@ -24,7 +24,9 @@ and ``roofline <R>``: the engine's tokens/s over the machine's limit for this mo
 same run as (matrix-multiply FLOP/s at the decode batch shape, in the engine's dtype) / (FLOPs per
 generated token = 2 x the weights a token multiplies, the LM head included). ``--profile`` adds the
 engine's hottest functions (cProfile) and, from one more run, its time split between prefill forwards,
-decode forwards, per-row decoding and the rest.
+decode forwards, per-row decoding and the rest. ``--compare-batch-size M`` counts the engine's responses
+that are identical when the same requests run in batches of M (a cached answer is bit-identical only
+where that count is all of them).
 """
 
 from __future__ import annotations
@@ -166,6 +168,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2, help="runs of each method; the best counts")
     ap.add_argument("--dtype", default="auto", help="weights' dtype for all three (auto: as the engine picks)")
     ap.add_argument("--profile", action="store_true", help="print the engine's hottest functions (cProfile) and its time split")
+    ap.add_argument("--compare-batch-size", type=int, default=0,
+                    help="also generate at this batch size and count the responses identical to the first run's "
+                         "(all of them in float32; in bfloat16 a batch's shape changes rounding)")
     args = ap.parse_args()
 
     global REPEATS
@@ -184,6 +189,12 @@ def main() -> None:
 
     requests = [GenerationRequest(i, p, c, args.seed, 0) for i, (c, p) in enumerate(work)]
     engine_tokens, engine_s = timed(lambda: sum(g.new_tokens for g in engine.generate(requests)))
+    if args.compare_batch_size:
+        first = [g.response for g in engine.generate(requests)]
+        other = TransformersEngine(ref, cache=None, batch_size=args.compare_batch_size, dtype=args.dtype)
+        same = sum(a == b.response for a, b in zip(first, other.generate(requests)))
+        print(f"identical responses at batch {args.batch_size} and {args.compare_batch_size}: {same} of {len(first)} "
+              f"({engine.dtype})")
     engine.module.share_prefix = False
     whole_tokens, whole_s = timed(lambda: sum(g.new_tokens for g in engine.generate(requests)))
     engine.module.share_prefix = True

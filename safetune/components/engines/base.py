@@ -76,7 +76,11 @@ def generation_key(info: dict, request: GenerationRequest) -> str:
     Computed without the model (``info`` names model, revision and chat template, which fix the
     pad/stop tokens), so every engine shares entries and a fully cached search never loads weights.
     A response depends only on its own request (per-row decoding, request-seeded sampling), never on
-    its batch, device or worker, so none of those belong in the key.
+    its batch, device or worker, so none of those belong in the key. Exactly so in float32; in
+    bfloat16 a batch's shape changes the matmuls' rounding, and a sampled answer drifts once a draw
+    lands on the other side of a boundary (SmolLM2-135M on an AVX512-BF16 CPU, 128 search requests
+    of 8 candidates: 32 identical between batches of 64 and 24), so there a cached answer is one
+    draw from the same distribution rather than the bit-identical one.
     """
     c = request.config
     return make_key(

@@ -14,5 +14,7 @@ def ref(tiny_llama):
 
 @pytest.fixture(scope="module")
 def single(ref):
-    """The single-process engine, no cache: what every engine's answers are compared with."""
-    return TransformersEngine(ref, cache=None, batch_size=2)
+    """The single-process engine, no cache: what every engine's answers are compared with. Engines
+    under test run float32 too: in bfloat16 a batch's shape changes rounding, so a response is its
+    own request's only up to that (engines/base.py: generation_key)."""
+    return TransformersEngine(ref, cache=None, batch_size=2, dtype="float32")

@@ -36,7 +36,7 @@ def requests_for(configs, prompts=PROMPTS):
 def engine_run(ref, single, tmp_path_factory):
     """One two-rank DDP call (and a cached second one), shared by the conformance suite and the checks below."""
     engine = MultiDeviceEngine(ref, cache=Cache(tmp_path_factory.mktemp("ddp") / "cache.sqlite"), batch_size=2,
-                               devices=2)
+                               devices=2, dtype="float32")
     return run_engine(engine, single.generate)
 
 

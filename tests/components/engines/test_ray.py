@@ -24,7 +24,7 @@ def engine_run(ref, single, tmp_path_factory):
     if ray.is_initialized():
         pytest.skip("another test left Ray running; this module starts its own local cluster")
     engine = RayEngine(ref, cache=Cache(tmp_path_factory.mktemp("ray-cache") / "cache.sqlite"),
-                       batch_size=2, workers=2, num_cpus=2)
+                       batch_size=2, workers=2, num_cpus=2, dtype="float32")
     yield run_engine(engine, single.generate)
     engine.close()
     assert engine.actors == [] and not ray.is_initialized()
@@ -33,7 +33,7 @@ def engine_run(ref, single, tmp_path_factory):
 def test_actors_start_lazily(ref, single):
     # Looking up cached candidates needs info(), which must not start the cluster or any actor.
     was_running = ray.is_initialized()
-    engine = RayEngine(ref, workers=2, num_cpus=2)
+    engine = RayEngine(ref, workers=2, num_cpus=2, dtype="float32")
     assert engine.info() == single.info()
     assert engine.actors == [] and ray.is_initialized() == was_running
 

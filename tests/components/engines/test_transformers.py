@@ -1,7 +1,7 @@
 """The single-process engine against the engine conformance suite (safetune/testing/engines.py).
 
 Its reference is itself one request at a time: an answer depends on its own request only, never on
-the batch it shares (per-row decoding, request-seeded sampling).
+the batch it shares (per-row decoding, request-seeded sampling), bit for bit in float32.
 """
 
 import pytest
@@ -13,8 +13,9 @@ from safetune.testing.engines import EngineSuite, run_engine
 
 @pytest.fixture(scope="module")
 def engine_run(ref, tmp_path_factory):
-    engine = TransformersEngine(ref, cache=Cache(tmp_path_factory.mktemp("engine") / "cache.sqlite"), batch_size=4)
-    one_by_one = TransformersEngine(ref, cache=None, batch_size=1)
+    engine = TransformersEngine(ref, cache=Cache(tmp_path_factory.mktemp("engine") / "cache.sqlite"), batch_size=4,
+                                dtype="float32")  # bit-identical across batches holds in float32 (see conftest)
+    one_by_one = TransformersEngine(ref, cache=None, batch_size=1, dtype="float32")
     return run_engine(engine, one_by_one.generate)
 
 
