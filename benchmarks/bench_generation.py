@@ -8,9 +8,13 @@ set of prompts. Four ways to answer it, on the same model in the same process:
   candidate's knobs, so batches span candidates; bucketed by token budget, system prompt and prompt
   length; each system prompt's prefix prefilled once per batch);
 - engine, whole prompts: the same without prefix sharing (every row prefills its whole prompt);
+- engine, stock linears: the engine with ``F.linear`` on plain weights (bfloat16 CPU weights are
+  otherwise packed once for oneDNN, safetune.components.packed_linear; the same bits, checked here);
 - per-candidate: transformers' ``generate`` batched per candidate (one GenerationConfig per call),
   which is what the engine did before per-row decoding;
 - naive: one chat-templated prompt at a time with the candidate's GenerationConfig.
+
+Per-candidate and naive run on plain (unpacked) weights: what a script without the engine gets.
 
 The engine's cache is off so it really generates; each method runs ``--repeats`` times (default 2)
 and its best run counts, so no method is charged for first-call kernel setup. Tokens/s counts the new tokens each response kept
@@ -21,7 +25,8 @@ and its best run counts, so no method is charged for first-call kernel setup. To
 
 The last lines are ``engine <N> tokens/s``, ``naive <N> tokens/s``, ``ratio <R>`` (engine / naive)
 and ``roofline <R>``: the engine's tokens/s over the machine's limit for this model, measured in the
-same run as (matrix-multiply FLOP/s at the decode batch shape, in the engine's dtype) / (FLOPs per
+same run as (matrix-multiply FLOP/s at the decode batch shape, in the engine's dtype, the faster of plain
+and pre-packed weights) / (FLOPs per
 generated token = 2 x the weights a token multiplies, the LM head included). ``--profile`` adds the
 engine's hottest functions (cProfile) and, from one more run, its time split between prefill forwards,
 decode forwards, per-row decoding and the rest. ``--compare-batch-size M`` counts the engine's responses
@@ -45,6 +50,7 @@ import torch  # noqa: E402
 from bench_matmul import matmul_flops  # noqa: E402 - this folder is the script's sys.path[0]
 from safetune.components.engines.transformers import TransformersEngine  # noqa: E402
 from safetune.components.generation import GenerationRequest, render_chat  # noqa: E402
+from safetune.components.packed_linear import pack_linears, unpack_linears  # noqa: E402
 from safetune.config import SearchSpace  # noqa: E402
 from safetune.datasets import load_prompt_sets, sample, split  # noqa: E402
 from safetune.models import resolve_model  # noqa: E402
@@ -204,6 +210,17 @@ def main() -> None:
     engine.module.share_prefix = False
     whole_tokens, whole_s = timed(lambda: sum(g.new_tokens for g in engine.generate(requests)))
     engine.module.share_prefix = True
+    model = engine.module.model
+    packed = unpack_linears(model)  # from here on plain weights, until the profile
+    if packed:
+        stock: list = []
+
+        def stock_run() -> int:
+            stock[:] = engine.generate(requests)
+            return sum(g.new_tokens for g in stock)
+
+        stock_tokens, stock_s = timed(stock_run)
+        same_packed = sum(a.response == b.response for a, b in zip(last, stock))
     base_tokens, base_s = timed(per_candidate, engine, work, args.baseline_batch_size)
     # The naive subset takes every candidate in turn so it sees the same mix of knobs.
     rng = np.random.default_rng(args.seed)
@@ -220,11 +237,19 @@ def main() -> None:
     print(f"engine, whole prompts {whole_tokens / whole_s:.1f} tokens/s ({whole_tokens} tokens in {whole_s:.1f} s)")
     print(f"engine {engine_tps:.1f} tokens/s ({engine_tokens} tokens in {engine_s:.1f} s); "
           f"prefix sharing {engine_tps / (whole_tokens / whole_s):.2f}x")
+    if packed:
+        print(f"engine, stock linears {stock_tokens / stock_s:.1f} tokens/s ({stock_tokens} tokens in {stock_s:.1f} s); "
+              f"packed weights {engine_tps / (stock_tokens / stock_s):.2f}x ({packed} layers; identical responses "
+              f"{same_packed} of {len(last)})")
+    else:
+        print(f"engine, stock linears: nothing packed ({engine.dtype} on this CPU)")
     print(f"naive {naive_tps:.1f} tokens/s ({naive_tokens} tokens in {naive_s:.1f} s)")
-    model = engine.module.model
     cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    peak = matmul_flops(args.batch_size, cfg.hidden_size, cfg.intermediate_size, getattr(torch, engine.dtype))
+    dtype = getattr(torch, engine.dtype)
+    peak = max(matmul_flops(args.batch_size, cfg.hidden_size, cfg.intermediate_size, dtype),
+               matmul_flops(args.batch_size, cfg.hidden_size, cfg.intermediate_size, dtype, packed=True))
     limit = peak / flops_per_token(model)
+    pack_linears(model, rows=args.batch_size)
     if args.profile:
         import cProfile
         import pstats
@@ -240,7 +265,7 @@ def main() -> None:
         rate = decode_rows / shares["decode"]
         print(f"decode forwards alone: {rate:.1f} rows/s, {rate / limit:.2f} of the limit")
     print(f"matmul {peak / 1e9:.0f} GFLOP/s at {args.batch_size} x {cfg.hidden_size} x {cfg.intermediate_size} "
-          f"({engine.dtype}); {flops_per_token(model) / 1e6:.0f} MFLOP per token; limit {limit:.0f} tokens/s")
+          f"({engine.dtype}, best of plain and packed weights); {flops_per_token(model) / 1e6:.0f} MFLOP per token; limit {limit:.0f} tokens/s")
     print(f"ratio {engine_tps / naive_tps:.2f}")
     print(f"roofline {engine_tps / limit:.2f}")
 

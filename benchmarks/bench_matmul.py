@@ -17,17 +17,28 @@ import time
 import torch
 
 
-def matmul_flops(batch: int, hidden: int, inner: int, dtype: torch.dtype, seconds: float = 2.0) -> float:
+def matmul_flops(batch: int, hidden: int, inner: int, dtype: torch.dtype, seconds: float = 2.0,
+                 packed: bool = False) -> float:
     """FLOP/s of a (batch x hidden) @ (hidden x inner) matmul, best of several timed bursts
-    (also the limit of ``bench_generation.py``'s roofline)."""
+    (also the limit of ``bench_generation.py``'s roofline). ``packed``: the same product through a
+    weight pre-packed for oneDNN (safetune.components.packed_linear), where the dtype allows it."""
     a, b = torch.randn(batch, hidden, dtype=dtype), torch.randn(hidden, inner, dtype=dtype)
+    run = lambda: a @ b  # noqa: E731
+    if packed:
+        from safetune.components.packed_linear import packing_supported
+
+        weight = b.t().contiguous()
+        if not packing_supported(weight):
+            return 0.0
+        w = torch.ops.mkldnn._reorder_linear_weight(weight, batch)
+        run = lambda: torch.ops.mkldnn._linear_pointwise(a, w, None, "none", [], "")  # noqa: E731
     for _ in range(3):
-        a @ b  # warm-up: kernel selection
+        run()  # warm-up: kernel selection
     best, deadline = 0.0, time.perf_counter() + seconds
     while time.perf_counter() < deadline:
         start = time.perf_counter()
         for _ in range(10):
-            a @ b
+            run()
         best = max(best, 10 * 2 * batch * hidden * inner / (time.perf_counter() - start))
     return best
 
@@ -41,6 +52,7 @@ def main() -> None:
     ap.add_argument("--rows", default="8,16,32,64,128,256", help="comma-separated batch sizes")
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     ap.add_argument("--seconds", type=float, default=0.7, help="timing per shape")
+    ap.add_argument("--packed", action="store_true", help="weights pre-packed for oneDNN (bfloat16 on CPU only)")
     args = ap.parse_args()
     try:
         rows = [int(r) for r in args.rows.split(",")]
@@ -49,10 +61,10 @@ def main() -> None:
     h, i = args.hidden, args.intermediate
     shapes = {"q/o": (h, h), "k/v": (h, args.kv), "gate/up": (h, i), "down": (i, h), "lm head": (h, args.vocab)}
     dtype = getattr(torch, args.dtype)
-    print(f"{torch.get_num_threads()} threads, {args.dtype}; GFLOP/s of (rows x in) @ (in x out)")
+    print(f"{torch.get_num_threads()} threads, {args.dtype}{', packed' if args.packed else ''}; GFLOP/s of (rows x in) @ (in x out)")
     print("rows " + " ".join(f"{name}({k}x{n})" for name, (k, n) in shapes.items()))
     for r in rows:
-        print(f"{r:4d} " + " ".join(f"{matmul_flops(r, k, n, dtype, args.seconds) / 1e9:.0f}" for k, n in shapes.values()))
+        print(f"{r:4d} " + " ".join(f"{matmul_flops(r, k, n, dtype, args.seconds, args.packed) / 1e9:.0f}" for k, n in shapes.values()))
 
 
 if __name__ == "__main__":

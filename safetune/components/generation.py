@@ -217,6 +217,8 @@ class PrefixStore:
 # Rows per call of the user-turn prefill (see shared_prefill): enough tokens per call for efficient
 # matrix multiplies (16 rows x ~16 tokens), few enough rows that each chunk's padding stays small.
 PREFILL_CHUNK_ROWS = 16
+# Rows the packed linear weights are laid out for (any batch size works; see packed_linear).
+PACK_ROWS = 64
 
 
 def shared_prefill(model, input_ids: torch.Tensor, mask: torch.Tensor, prefix_lens: list[int], pad_id: int,
@@ -435,6 +437,10 @@ class GenerationModule(L.LightningModule):
         self.prefix_store = PrefixStore()  # shared prefixes' keys and values, kept across batches
         # Rows with identical prompts (one per candidate sharing a system prompt) are prefilled once.
         self.dedupe_prompts = True
+        # bfloat16 linear weights on a CPU are packed once for oneDNN (packed_linear: same bits,
+        # fewer copies per step); done at the first batch, once Lightning has placed the model.
+        self.pack_weights = True
+        self.packed_layers: int | None = None  # how many were packed; None: not tried yet
         self._prefix_ids: dict = {}  # system prompt text -> token ids of the template before the user text
         self.last_decode: dict = {}  # the last batch's path and, for the compacting loop, forward rows
         # Nothing from the model's own generation_config.json may leak into a candidate's decoding:
@@ -533,6 +539,10 @@ class GenerationModule(L.LightningModule):
     def _generate(self, batch: list[GenerationRequest]) -> list[Generation]:
         from transformers import GenerationConfig, LogitsProcessorList
 
+        if self.pack_weights and self.packed_layers is None:
+            from safetune.components.packed_linear import pack_linears
+
+            self.packed_layers = pack_linears(self.model, rows=max(len(batch), PACK_ROWS))
         texts = [render_chat(self.tokenizer, r.prompt, r.config.system_prompt_text, self.template_kwargs) for r in batch]
         # The chat template already holds the special tokens; do not add a second BOS.
         enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
