@@ -18,6 +18,8 @@ one more copy of the linear weights, e.g. 0.2 GB for SmolLM2-135M, 1 GB for a 0.
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 _PACKED = "_safetune_packed_weight"
@@ -50,17 +52,34 @@ def _reproduces(layer: torch.nn.Linear, packed: torch.Tensor, rows: int) -> bool
     return True
 
 
+def available_memory() -> int | None:
+    """Bytes of memory available now (Linux ``sysconf``), or None where that is not known."""
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
 def pack_linears(model: torch.nn.Module, rows: int = 64) -> int:
     """Pack every ``nn.Linear`` of ``model`` whose weight qualifies (see ``packing_supported``) and whose
     packed kernel reproduces it exactly; ``rows`` is the batch size the packing is tuned for (any batch
-    size still works). Returns how many layers are packed. Calling it again packs nothing twice."""
+    size still works). Returns how many layers are packed. Calling it again packs nothing twice.
+
+    The packed copies take as much memory as the weights again, so nothing is packed when that would
+    use more than half of the memory available now (a 7B model in bfloat16 on a 24 GB machine)."""
+    todo = [m for m in model.modules() if type(m) is torch.nn.Linear and packing_supported(m.weight)
+            and _PACKED not in m.__dict__]
+    free = available_memory()
+    if free is not None and sum(m.weight.numel() * m.weight.element_size() for m in todo) > free / 2:
+        todo = []
+    todo_ids = {id(m) for m in todo}
     count = 0
     with torch.no_grad():
         for layer in model.modules():
-            if type(layer) is not torch.nn.Linear or not packing_supported(layer.weight):
-                continue
             if _PACKED in layer.__dict__:
                 count += 1
+                continue
+            if id(layer) not in todo_ids:
                 continue
             packed = torch.ops.mkldnn._reorder_linear_weight(layer.weight.detach(), rows)
             if not _reproduces(layer, packed, rows):

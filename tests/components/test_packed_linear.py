@@ -54,6 +54,16 @@ def test_a_layer_the_packed_kernel_does_not_reproduce_stays_stock(tiny_llama, mo
 
 
 @needs_bf16_kernels
+def test_nothing_is_packed_when_the_copies_would_not_fit_in_memory(tiny_llama, monkeypatch):
+    model = load_model(tiny_llama, "bfloat16")
+    weights = sum(m.weight.numel() * m.weight.element_size() for m in linears(model))
+    monkeypatch.setattr(packed_linear, "available_memory", lambda: 2 * weights - 1)
+    assert pack_linears(model) == 0
+    monkeypatch.setattr(packed_linear, "available_memory", lambda: 2 * weights)
+    assert pack_linears(model) == len(linears(model))
+
+
+@needs_bf16_kernels
 def test_engine_packs_bfloat16_weights_and_answers_the_same(tiny_llama):
     config = DecodingConfig(temperature=0.9, top_p=0.95, max_new_tokens=10)
     reqs = [GenerationRequest(i, p, config, 0, 0) for i, p in enumerate(["Hi", "How do I bake bread?", "Tell me"])]
