@@ -91,9 +91,11 @@ class PerRowDecoding(LogitsProcessor):
         scores.view(-1)[flat] = got.flatten()
         return scores
 
-    def _no_repeat_ngram(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        """transformers' rule (``banned_ngram_tokens``) for every row with an n, vectorised per n."""
-        raw = scores
+    def _no_repeat_ngram(self, input_ids: torch.Tensor, scores: torch.Tensor, owned: bool = False) -> torch.Tensor:
+        """transformers' rule (``banned_ngram_tokens``) for every row with an n, vectorised per n.
+        ``owned``: ``scores`` is already this step's private copy (the penalty made one), so bans are
+        written into it instead of a second copy of the whole vocabulary."""
+        raw = None if owned else scores
         sizes = torch.tensor([c.no_repeat_ngram_size for c in self.configs])
         for n in sorted(set(sizes.tolist()) - {0}):
             rows = torch.nonzero(sizes == n).flatten()
@@ -167,7 +169,6 @@ class PerRowDecoding(LogitsProcessor):
         take the full-vocabulary path.
         """
         vocab = scores.shape[-1]
-        s = scores[rows] / self.temperature[rows, None].to(scores.device)
         k = self.top_k[rows].to(scores.device)
         p = self.top_p[rows].to(scores.device)
         width = torch.where(k > 0, k.clamp(max=vocab), torch.full_like(k, min(self.HEAD, vocab)))
@@ -176,7 +177,12 @@ class PerRowDecoding(LogitsProcessor):
         full = ~bounded
         if bounded.any():
             b = torch.nonzero(bounded).flatten()
-            kb, pb, sb = k[b], p[b], s[b]
+            kb, pb = k[b], p[b]
+            # Temperature on the bounded rows only; when they are the whole batch (rows come sorted and
+            # distinct), without gathering a copy of the vocabulary first. Same values either way.
+            br = rows[b.to(rows.device)]
+            temperature = self.temperature[br, None].to(scores.device)
+            sb = scores / temperature if len(br) == scores.shape[0] else scores[br] / temperature
             vals, idx = torch.topk(sb, int(width[b].max()))  # descending
             kth = vals.gather(1, (kb.clamp(min=1, max=vals.shape[1]) - 1)[:, None])
             vals = vals.masked_fill((vals < kth) & (kb > 0)[:, None], -float("inf"))
@@ -213,15 +219,21 @@ class PerRowDecoding(LogitsProcessor):
         raw = scores.float()
         log_z = torch.logsumexp(raw, dim=-1)  # before any processing: the base model's distribution
         scores = self._repetition_penalty(input_ids, raw)
-        scores = self._no_repeat_ngram(input_ids, scores)
-        choice = scores.argmax(dim=-1)
+        scores = self._no_repeat_ngram(input_ids, scores, owned=scores is not raw)
         sampled = torch.nonzero(~self.greedy).flatten()
-        if sampled.numel():
+        if sampled.numel() == 0:
+            choice = scores.argmax(dim=-1)
+        else:  # argmax only where it is the answer: a pass over the vocabulary per row saved
+            greedy = torch.nonzero(self.greedy).flatten()
+            choice = torch.empty(scores.shape[0], dtype=torch.long, device=scores.device)
+            if greedy.numel():
+                choice[greedy] = scores[greedy.to(scores.device)].argmax(dim=-1)
             u = torch.cat([torch.rand(1, generator=self.generators[int(r)]) for r in sampled]).to(scores.device)
             choice[sampled] = self._sample(scores, sampled, u)
         step = input_ids.shape[1] - self.prompt_width
         choice = torch.where(self.max_new.to(choice.device) <= step, torch.full_like(choice, self.stop_id), choice)
-        # _repetition_penalty clones and _no_repeat_ngram copies before writing, so ``raw`` is unchanged.
+        # _repetition_penalty clones and _no_repeat_ngram copies (unless handed the penalty's copy) before
+        # writing, so ``raw`` is unchanged.
         chosen = (raw.gather(1, choice[:, None]).flatten() - log_z).tolist()
         for row, lp in zip(self.origin, chosen):
             self.raw_logprobs[row].append(lp)

@@ -61,6 +61,25 @@ def test_rows_match_transformers_processors():
         assert torch.allclose(mine[~torch.isinf(mine)], expected[~torch.isinf(expected)], atol=1e-5), config
 
 
+def test_a_mixed_batch_leaves_the_logits_alone_and_each_row_chooses_as_it_would_alone():
+    # Greedy rows take their argmax, sampled rows their own draw, penalties and bans write into one
+    # private copy: the logits handed in (the raw distribution fluency is read from) stay untouched.
+    torch.manual_seed(3)
+    ids = torch.randint(0, VOCAB, (len(CONFIGS), 12))
+    ids[:, 4:6] = ids[:, 8:10]
+    zeros = torch.zeros(len(CONFIGS), dtype=torch.long)
+    for _ in range(5):
+        scores = torch.randn(len(CONFIGS), VOCAB) * 3
+        kept = scores.clone()
+        seeds = list(range(1, len(CONFIGS) + 1))
+        mixed = PerRowDecoding(CONFIGS, seeds, prompt_width=6, pad_lengths=zeros, stop_id=0).choose(ids, scores)
+        assert torch.equal(scores, kept)
+        for row, config in enumerate(CONFIGS):
+            alone = PerRowDecoding([config], seeds[row:row + 1], prompt_width=6, pad_lengths=zeros[:1], stop_id=0)
+            assert int(alone.choose(ids[row:row + 1], scores[row:row + 1])[0]) == int(mixed[row]), config
+        assert torch.equal(scores, kept)  # also for a row with a ban and no penalty (no copy of its own)
+
+
 def test_greedy_rows_take_the_argmax_and_limits_end_rows():
     scores = torch.randn(2, VOCAB)
     configs = [DecodingConfig(temperature=0.0, max_new_tokens=3), DecodingConfig(temperature=0.0, max_new_tokens=1)]
