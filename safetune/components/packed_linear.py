@@ -53,7 +53,16 @@ def _reproduces(layer: torch.nn.Linear, packed: torch.Tensor, rows: int) -> bool
 
 
 def available_memory() -> int | None:
-    """Bytes of memory available now (Linux ``sysconf``), or None where that is not known."""
+    """Bytes of memory available now, or None where that is not known: Linux's ``MemAvailable``
+    (free memory plus the page cache it can drop; a model just read from disk sits in that cache),
+    else the free pages ``sysconf`` reports."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (AttributeError, ValueError, OSError):

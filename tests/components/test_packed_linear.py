@@ -53,6 +53,11 @@ def test_a_layer_the_packed_kernel_does_not_reproduce_stays_stock(tiny_llama, mo
     assert not any("forward" in m.__dict__ for m in linears(model))
 
 
+def test_available_memory_is_a_plausible_byte_count():
+    free = packed_linear.available_memory()
+    assert free is None or 0 < free < 1 << 50
+
+
 @needs_bf16_kernels
 def test_nothing_is_packed_when_the_copies_would_not_fit_in_memory(tiny_llama, monkeypatch):
     model = load_model(tiny_llama, "bfloat16")
