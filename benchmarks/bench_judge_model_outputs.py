@@ -92,14 +92,24 @@ def main() -> None:
     out = Path(args.output)
     if out.exists():
         ap.error(f"{out} exists: pick another --output (answers are never overwritten)")
-    labels = json.loads(Path(args.labels).read_text(encoding="utf-8"))["labels"] if args.labels else {}
+    labels = {}
+    if args.labels:
+        try:
+            labels = json.loads(Path(args.labels).read_text(encoding="utf-8"))["labels"]
+        except (OSError, ValueError, KeyError) as exc:
+            ap.error(f"cannot read labels from {args.labels}: {exc}")
 
     from safetune.components.engines.transformers import TransformersEngine
     from safetune.components.judges.trained import TrainedJudge
+    from safetune.errors import SafetuneError
     from safetune.models import resolve_model
 
     reqs, kinds = requests_and_kinds(args.max_new_tokens)
-    engine = TransformersEngine(resolve_model(args.model), cache=None, batch_size=args.batch_size, dtype="auto")
+    try:
+        ref = resolve_model(args.model)
+    except SafetuneError as exc:
+        ap.error(str(exc))
+    engine = TransformersEngine(ref, cache=None, batch_size=args.batch_size, dtype="auto")
     answers = engine.generate(reqs)
     verdicts = TrainedJudge().judge([r.prompt for r in reqs], [g.response for g in answers])
     rows = [{"key": answer_key(kind, r.prompt, g.response), "kind": kind, "prompt": r.prompt, "response": g.response,
