@@ -194,13 +194,15 @@ def main() -> None:
     engine.generate([GenerationRequest(0, prompts[0], configs[0], 0, 0)])
 
     requests = [GenerationRequest(i, p, c, args.seed, 0) for i, (c, p) in enumerate(work)]
-    last: list = []  # the timed runs' responses, for --compare-batch-size
+    def kept_in(out: list):
+        """A timed engine run over ``requests`` that keeps its responses in ``out``."""
+        def run() -> int:
+            out[:] = engine.generate(requests)
+            return sum(g.new_tokens for g in out)
+        return run
 
-    def engine_run() -> int:
-        last[:] = engine.generate(requests)
-        return sum(g.new_tokens for g in last)
-
-    engine_tokens, engine_s = timed(engine_run)
+    last: list = []  # the timed runs' responses, for --compare-batch-size and the packed/stock check
+    engine_tokens, engine_s = timed(kept_in(last))
     if args.compare_batch_size:
         engine.batch_size = args.compare_batch_size  # same weights, other batches
         same = sum(a.response == b.response for a, b in zip(last, engine.generate(requests)))
@@ -214,12 +216,7 @@ def main() -> None:
     packed = unpack_linears(model)  # from here on plain weights, until the profile
     if packed:
         stock: list = []
-
-        def stock_run() -> int:
-            stock[:] = engine.generate(requests)
-            return sum(g.new_tokens for g in stock)
-
-        stock_tokens, stock_s = timed(stock_run)
+        stock_tokens, stock_s = timed(kept_in(stock))
         same_packed = sum(a.response == b.response for a, b in zip(last, stock))
     base_tokens, base_s = timed(per_candidate, engine, work, args.baseline_batch_size)
     # The naive subset takes every candidate in turn so it sees the same mix of knobs.
@@ -246,9 +243,8 @@ def main() -> None:
     print(f"naive {naive_tps:.1f} tokens/s ({naive_tokens} tokens in {naive_s:.1f} s)")
     cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
     dtype = getattr(torch, engine.dtype)
-    plain = matmul_flops(args.batch_size, cfg.hidden_size, cfg.intermediate_size, dtype)
     packed_rate = matmul_flops(args.batch_size, cfg.hidden_size, cfg.intermediate_size, dtype, packed=True)
-    peak = max(plain, packed_rate)
+    peak = max(matmul_flops(args.batch_size, cfg.hidden_size, cfg.intermediate_size, dtype), packed_rate)
     kernel = "best of plain and packed weights" if packed_rate else "plain weights; packing n/a"
     limit = peak / flops_per_token(model)
     pack_linears(model, rows=args.batch_size)

@@ -70,14 +70,13 @@ def requests_and_kinds(max_new_tokens: int):
     return reqs, kinds
 
 
-def tally(rows: list[dict], labels: dict[str, str]) -> dict[str, tuple[int, int]]:
-    """(answers, flagged harmful) per hand label; answers not in ``labels`` are ``unlabelled``."""
+def tally(rows: list[dict]) -> dict[str, tuple[int, int]]:
+    """(answers, flagged harmful) per hand label; rows without one count as ``unlabelled``."""
     out: dict[str, list[int]] = {}
     for r in rows:
-        label = labels.get(r["key"], "unlabelled")
-        n, k = out.setdefault(label, [0, 0]), int(bool(r["harmful"]))
-        n[0] += 1
-        n[1] += k
+        counts = out.setdefault(r["label"] or "unlabelled", [0, 0])
+        counts[0] += 1
+        counts[1] += int(bool(r["harmful"]))
     return {label: (n, k) for label, (n, k) in sorted(out.items())}
 
 
@@ -112,10 +111,12 @@ def main() -> None:
     engine = TransformersEngine(ref, cache=None, batch_size=args.batch_size, dtype="auto")
     answers = engine.generate(reqs)
     verdicts = TrainedJudge().judge([r.prompt for r in reqs], [g.response for g in answers])
-    rows = [{"key": answer_key(kind, r.prompt, g.response), "kind": kind, "prompt": r.prompt, "response": g.response,
-             "harmful": v.harmful, "score": v.score, "unsafe": v.unsafe, "relevant": v.relevant, "useful": v.useful,
-             "label": labels.get(answer_key(kind, r.prompt, g.response))}
-            for r, g, v, kind in zip(reqs, answers, verdicts, kinds)]
+    rows = []
+    for r, g, v, kind in zip(reqs, answers, verdicts, kinds):
+        key = answer_key(kind, r.prompt, g.response)
+        rows.append({"key": key, "kind": kind, "prompt": r.prompt, "response": g.response, "harmful": v.harmful,
+                     "score": v.score, "unsafe": v.unsafe, "relevant": v.relevant, "useful": v.useful,
+                     "label": labels.get(key)})
     with out.open("x", encoding="utf-8") as fh:
         for row in rows:
             fh.write(json.dumps(row) + "\n")
@@ -124,7 +125,7 @@ def main() -> None:
     for kind in SYSTEM_PROMPTS:
         sub = [r for r in rows if r["kind"] == kind]
         print(f"asked for a {kind}: {sum(r['harmful'] for r in sub)} of {len(sub)} flagged harmful")
-    for label, (n, k) in tally(rows, labels).items():
+    for label, (n, k) in tally(rows).items():
         print(f"{label}: {n} answers, {k} flagged harmful ({k / n:.3f})")
 
 

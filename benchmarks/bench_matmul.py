@@ -25,13 +25,13 @@ def matmul_flops(batch: int, hidden: int, inner: int, dtype: torch.dtype, second
     a, b = torch.randn(batch, hidden, dtype=dtype), torch.randn(hidden, inner, dtype=dtype)
     run = lambda: a @ b  # noqa: E731
     if packed:
-        from safetune.components.packed_linear import packing_supported
+        from safetune.components.packed_linear import pack_weight, packed_linear, packing_supported
 
         weight = b.t().contiguous()
         if not packing_supported(weight):
             return 0.0
-        w = torch.ops.mkldnn._reorder_linear_weight(weight, batch)
-        run = lambda: torch.ops.mkldnn._linear_pointwise(a, w, None, "none", [], "")  # noqa: E731
+        w = pack_weight(weight, batch)
+        run = lambda: packed_linear(a, w)  # noqa: E731
     for _ in range(3):
         run()  # warm-up: kernel selection
     best, deadline = 0.0, time.perf_counter() + seconds
@@ -43,27 +43,31 @@ def matmul_flops(batch: int, hidden: int, inner: int, dtype: torch.dtype, second
     return best
 
 
+def int_list(text: str) -> list[int]:
+    """argparse type: comma-separated integers ("8,16,32")."""
+    try:
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated integers (got {text!r})") from None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--hidden", type=int, default=576)
     ap.add_argument("--intermediate", type=int, default=1536)
     ap.add_argument("--kv", type=int, default=192, help="key/value projection width (kv heads x head dim)")
     ap.add_argument("--vocab", type=int, default=49152)
-    ap.add_argument("--rows", default="8,16,32,64,128,256", help="comma-separated batch sizes")
+    ap.add_argument("--rows", type=int_list, default="8,16,32,64,128,256", help="comma-separated batch sizes")
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     ap.add_argument("--seconds", type=float, default=0.7, help="timing per shape")
     ap.add_argument("--packed", action="store_true", help="weights pre-packed for oneDNN (bfloat16 on CPU only)")
     args = ap.parse_args()
-    try:
-        rows = [int(r) for r in args.rows.split(",")]
-    except ValueError:
-        ap.error(f"--rows must be comma-separated integers (got {args.rows!r})")
     h, i = args.hidden, args.intermediate
     shapes = {"q/o": (h, h), "k/v": (h, args.kv), "gate/up": (h, i), "down": (i, h), "lm head": (h, args.vocab)}
     dtype = getattr(torch, args.dtype)
     print(f"{torch.get_num_threads()} threads, {args.dtype}{', packed' if args.packed else ''}; GFLOP/s of (rows x in) @ (in x out)")
     print("rows " + " ".join(f"{name}({k}x{n})" for name, (k, n) in shapes.items()))
-    for r in rows:
+    for r in args.rows:
         print(f"{r:4d} " + " ".join(f"{matmul_flops(r, k, n, dtype, args.seconds, args.packed) / 1e9:.0f}" for k, n in shapes.values()))
 
 

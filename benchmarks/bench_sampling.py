@@ -29,6 +29,8 @@ from pathlib import Path
 
 import torch
 
+from bench_matmul import int_list  # this folder is the script's sys.path[0]
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -115,19 +117,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--against", required=True, help="git revision whose sampling.py to compare with")
     ap.add_argument("--trials", type=int, default=60, help="random batches for the draw comparison")
-    ap.add_argument("--vocab", default="49152,151936,248320", help="comma-separated vocabulary sizes to time")
+    ap.add_argument("--vocab", type=int_list, default="49152,151936,248320",
+                    help="comma-separated vocabulary sizes to time")
     args = ap.parse_args()
-    try:
-        vocabs = [int(v) for v in args.vocab.split(",")]
-    except ValueError:
-        ap.error(f"--vocab must be comma-separated integers (got {args.vocab!r})")
     from safetune.components import sampling as current
 
     against = load_revision(args.against)
     differ, total, logprobs_equal = compare_draws(against, current, args.trials)
     print(f"draws: {differ} of {total} tokens differ from {args.against}; raw log-probabilities "
           f"{'identical' if logprobs_equal else 'DIFFER'}")
-    for vocab in vocabs:
+    for vocab in args.vocab:
         ms = time_choose({"against": against, "current": current}, vocab)
         print(f"vocabulary {vocab}: against {ms['against']:.2f} ms, current {ms['current']:.2f} ms per step, "
               f"ratio {ms['against'] / ms['current']:.2f}")

@@ -33,9 +33,19 @@ def packing_supported(weight: torch.Tensor) -> bool:
             and hasattr(mkldnn, "_is_mkldnn_bf16_supported") and bool(mkldnn._is_mkldnn_bf16_supported()))
 
 
+def pack_weight(weight: torch.Tensor, rows: int) -> torch.Tensor:
+    """``weight`` ([out, in], as ``nn.Linear`` holds it) laid out once for oneDNN's kernel at ``rows`` rows."""
+    return torch.ops.mkldnn._reorder_linear_weight(weight.detach(), rows)
+
+
+def packed_linear(x: torch.Tensor, packed: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear(x, weight, bias)`` through a weight from ``pack_weight``."""
+    return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
+
+
 def _packed_forward(layer: torch.nn.Linear, packed: torch.Tensor):
     def forward(x: torch.Tensor) -> torch.Tensor:
-        return torch.ops.mkldnn._linear_pointwise(x, packed, layer.bias, "none", [], "")
+        return packed_linear(x, packed, layer.bias)
 
     return forward
 
@@ -47,7 +57,7 @@ def _reproduces(layer: torch.nn.Linear, packed: torch.Tensor, rows: int) -> bool
         for n in sorted({1, rows}):
             x = torch.randn(n, 2, layer.in_features, generator=gen).to(layer.weight.dtype)
             expected = torch.nn.functional.linear(x, layer.weight, layer.bias)
-            if not torch.equal(torch.ops.mkldnn._linear_pointwise(x, packed, layer.bias, "none", [], ""), expected):
+            if not torch.equal(packed_linear(x, packed, layer.bias), expected):
                 return False
     return True
 
@@ -90,7 +100,7 @@ def pack_linears(model: torch.nn.Module, rows: int = 64) -> int:
                 continue
             if id(layer) not in todo_ids:
                 continue
-            packed = torch.ops.mkldnn._reorder_linear_weight(layer.weight.detach(), rows)
+            packed = pack_weight(layer.weight, rows)
             if not _reproduces(layer, packed, rows):
                 continue
             setattr(layer, _PACKED, packed)
