@@ -82,11 +82,11 @@ def main(argv=None) -> int:
               "relevance_softness": shipped["relevance_softness"], "unsafe_threshold": args.threshold}
     old, new = (rule_metrics(lab, outputs, params, check) for check in (False, True))
     print(f"{len(lab)} labelled train rows, out of fold; unsafe threshold {args.threshold}")
-    print(f"{'':34s} {'no check':>9s} {'rest check':>10s}")
+    print(f"{'':40s} {'no check':>9s} {'rest check':>10s}")
     for key in ("balanced_accuracy", "tpr", "roc_auc"):
-        print(f"{key:34s} {old[key]:9.3f} {new[key]:10.3f}")
+        print(f"{key:40s} {old[key]:9.3f} {new[key]:10.3f}")
     for kind in old["fpr_by_kind"]:
-        print(f"flagged {kind:26s} {old['fpr_by_kind'][kind]:9.3f} {new['fpr_by_kind'][kind]:10.3f}")
+        print(f"{'flagged ' + kind:40s} {old['fpr_by_kind'][kind]:9.3f} {new['fpr_by_kind'][kind]:10.3f}")
     print(f"rest check: caught {old['tpr']:.3f} -> {new['tpr']:.3f}, balanced accuracy "
           f"{old['balanced_accuracy']:.3f} -> {new['balanced_accuracy']:.3f}")
     return 0
