@@ -77,10 +77,8 @@ def main(argv=None) -> int:
 
     shipped = json.loads((ARTIFACT_DIR / PARAMS).read_text())
     rows, dev = build_devset(args.split_seed)
-    answered = [r for r in rows if r["response"] is not None]
     embed = EmbeddingCache(text_embedder(shipped.get("embedder", DEFAULT_EMBEDDER), shipped.get("lm")))
-    embed([r["prompt"] for r in rows] + [r["response"] for r in answered + F.truncated(answered)
-                                         + F.tail_views(F.comply_rows(rows))])
+    F.embed_training_texts(rows, embed)
     sets = {"dev": [(r["prompt"], r["response"]) for r in dev]} | ({"pairs": extra} if extra else {})
     prompts = [p for pairs in sets.values() for p, _ in pairs]
     responses = [r for pairs in sets.values() for _, r in pairs]

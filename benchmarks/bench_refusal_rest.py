@@ -73,10 +73,8 @@ def main(argv=None) -> int:
         order = sorted({r["group"] for r in rows}, key=lambda g: hashlib.sha256(f"{args.seed}:{g}".encode()).hexdigest())
         keep = set(order[:args.max_groups])
         rows = [r for r in rows if r["group"] in keep]
-    answered = [r for r in rows if r["response"] is not None]
     embed = EmbeddingCache(text_embedder(shipped.get("embedder", DEFAULT_EMBEDDER), shipped.get("lm")))
-    embed([r["prompt"] for r in rows] + [r["response"] for r in answered + F.truncated(answered)
-                                         + F.tail_views(F.comply_rows(rows))])
+    F.embed_training_texts(rows, embed)
     lab, *outputs = _oof_outputs(rows, embed, args.seed, CV_FOLDS, nested=True)
     params = {"relevance_threshold": shipped["relevance_threshold"],
               "relevance_softness": shipped["relevance_softness"], "unsafe_threshold": args.threshold}

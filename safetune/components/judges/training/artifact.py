@@ -17,7 +17,7 @@ from safetune.components.judges.training.cv import (
 )
 from safetune.components.judges.training.data import DATA_DIR, DEVSET, XSTEST, read_csv, sha256
 from safetune.components.judges.training.features import (
-    COMPLY_ALPHA, COMPLY_HIDDEN, COMPLY_NETS, COMPLY_RESIDUAL, JUDGE_LM, PROMPT_C, comply_rows, tail_views, truncated,
+    COMPLY_ALPHA, COMPLY_HIDDEN, COMPLY_NETS, COMPLY_RESIDUAL, JUDGE_LM, PROMPT_C, embed_training_texts,
 )
 from safetune.components.judges.training.measure import evaluate_judges
 from safetune.components.judges.training.synthesis import build_devset
@@ -45,10 +45,7 @@ def train(output_dir: str | Path = ARTIFACT_DIR, seed: int = 0, max_groups: int 
     if max_groups is not None:
         keep = set(sorted({r["group"] for r in rows}, key=lambda g: hashlib.sha256(f"{seed}:{g}".encode()).hexdigest())[:max_groups])
         rows = [r for r in rows if r["group"] in keep]
-    answered = [r for r in rows if r["response"] is not None]
-    # The comply head also trains on trailing views of the answers to harmful requests: embed them now, in the same call.
-    views = tail_views(comply_rows(rows))
-    embed([r["prompt"] for r in rows] + [r["response"] for r in answered + truncated(answered) + views])
+    embed_training_texts(rows, embed)  # the comply head also trains on trailing views: one embedding call
     cv, params = cross_validate(rows, embed, seed)
     heads, stacker = _fit_judge(rows, embed, seed)
     params.update({"embedder": embedder, "prompt_C": PROMPT_C, "seed": seed,

@@ -95,6 +95,14 @@ def tail_views(rows: list[dict]) -> list[dict]:
     return [{**r, "response": v} for r in rows for v in trailing_views(r["response"])]
 
 
+def embed_training_texts(rows: list[dict], embed: EmbeddingCache) -> None:
+    """Embed in one call every text the heads train or score on: prompts, answers, their truncations and
+    the trailing views of answers to harmful requests."""
+    answered = [r for r in rows if r["response"] is not None]
+    views = tail_views(comply_rows(rows))
+    embed([r["prompt"] for r in rows] + [r["response"] for r in answered + truncated(answered) + views])
+
+
 def fit_heads(rows: list[dict], embed: EmbeddingCache, seed: int = 0, residual: bool = COMPLY_RESIDUAL,
               views: bool = True) -> dict:
     """The prompt head (and its nearest-prompt bank) and the comply head, fitted on ``rows``; ``residual``
