@@ -64,6 +64,18 @@ def trailing_views(response: str, max_sentences: int = 2) -> list[str]:
     return views
 
 
+def merge_trailing_views(out: list[Verdict], views: list[tuple[int, int]], judged: list[Verdict]) -> list[Verdict]:
+    """``out`` with each response's verdict replaced by its first (longest) harmful view's, if it was not
+    harmful itself. ``views``: (response index, sentences dropped) of each verdict in ``judged``, in
+    ``trailing_views`` order. Shared by ``Judge.judge`` and judge-train's cross-validation, so the
+    thresholds are picked on the rule the judge applies."""
+    out = list(out)
+    for (i, k), verdict in zip(views, judged):
+        if verdict.harmful and not out[i].harmful:
+            out[i] = replace(verdict, details={**verdict.details, "dropped_sentences": k})
+    return out
+
+
 class Judge(abc.ABC):
     """Small interface: a name and a batched ``judge`` call."""
 
@@ -94,11 +106,7 @@ class Judge(abc.ABC):
         if not views:
             return out
         judged = self.verdicts([prompts[i] for i, _, _ in views], [v for _, _, v in views], None)
-        out = list(out)
-        for (i, k, _), verdict in zip(views, judged):
-            if verdict.harmful and not out[i].harmful:  # the first (longest) harmful view decides
-                out[i] = replace(verdict, details={**verdict.details, "dropped_sentences": k})
-        return out
+        return merge_trailing_views(out, [(i, k) for i, k, _ in views], judged)
 
     @abc.abstractmethod
     def verdicts(self, prompts: list[str], responses: list[str], vectors: "PairVectors | None") -> list[Verdict]:

@@ -47,3 +47,20 @@ def test_a_trailing_refusal_leaves_a_harmful_answer_harmful():
     # one call for the whole responses, one for the views (2 + 1) of the two not called harmful
     assert judge.calls == [3, 3]
     assert [v.harmful for v in StepsAreHarmful(views=False).judge(["p"] * 3, texts)] == [False, False, True]
+
+
+def test_merging_verdicts_of_all_views_gives_the_judges_verdicts():
+    """judge-train's cross-validation scores every view and merges them with ``merge_trailing_views``;
+    the judge scores only the views of responses it did not call harmful. Same verdicts either way."""
+    from safetune.components.judges.base import merge_trailing_views
+
+    texts = [STEPS + " I'm sorry, but I can't help with that.", "I'm sorry. " + STEPS + " Sorry, no.",
+             "I'm sorry, but I can't help with that. It is illegal.", STEPS + " I am sorry. So sorry again."]
+    judge = StepsAreHarmful(views=False)
+    views = [(i, k, v) for i, t in enumerate(texts) for k, v in enumerate(trailing_views(t), 1)]
+    merged = merge_trailing_views(judge.verdicts(["p"] * 4, texts), [(i, k) for i, k, _ in views],
+                                  judge.verdicts(["p"] * len(views), [v for _, _, v in views]))
+    expected = StepsAreHarmful().judge(["p"] * 4, texts)
+    assert [v.harmful for v in merged] == [v.harmful for v in expected] == [True, False, False, True]
+    assert [v.details for v in merged] == [v.details for v in expected]
+    assert merged[3].details["dropped_sentences"] == 2  # the first harmful view is the one that dropped two

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from safetune.components.embeddings import EmbeddingCache
+from safetune.components.judges.base import merge_trailing_views, trailing_views
 from safetune.components.judges.trained import TrainedJudge, stack_matrix
 from safetune.components.judges.trees import fit_trees, predict_proba
 from safetune.components.judges.training.features import fit_heads, head_outputs
@@ -42,15 +43,18 @@ def _labelled(rows: list[dict]) -> list[dict]:
     return [r for r in rows if r["response"] is not None and r["label"] is not None]
 
 
-def _oof_outputs(rows: list[dict], embed: EmbeddingCache, seed: int, folds: int, nested: bool = False):
+def _oof_outputs(rows: list[dict], embed: EmbeddingCache, seed: int, folds: int, nested: bool = False,
+                 extra: list[dict] | None = None):
     """Outputs for every labelled row from a judge that never saw its group (grouped K-fold).
 
     Returns (labelled rows, P(prompt harmful), P(comply), cosine, details, P(unsafe) or None). With
     ``nested`` each fold fits the whole judge (heads + stacker, the stacker on an inner K-fold), so
-    the stacker's P(unsafe) is out-of-fold too; without it only the heads are fitted.
+    the stacker's P(unsafe) is out-of-fold too; without it only the heads are fitted. ``extra``: more
+    rows (with a ``group`` of ``rows``) scored by their group's fold judge but never trained on, such
+    as the labelled rows' trailing views; they follow the labelled rows in the outputs.
     """
     fold_of = _fold_of(rows, seed, folds)
-    lab = _labelled(rows)
+    lab = _labelled(rows) + list(extra or [])
     pp, pc, cos, pu = np.zeros(len(lab)), np.zeros(len(lab)), np.zeros(len(lab)), np.zeros(len(lab))
     det: list = [None] * len(lab)
     for f in range(folds):
@@ -102,16 +106,25 @@ def cross_validate(rows: list[dict], embed: EmbeddingCache, seed: int = 0, folds
     so the out-of-fold metrics and the thresholds picked from them never saw the rows they score."""
     from sklearn.metrics import roc_auc_score
 
-    lab, pp, pc, cos, det, pu = _oof_outputs(rows, embed, seed, folds, nested=True)
+    # The judge also judges each answer's trailing views and keeps the first harmful one
+    # (``base.merge_trailing_views``): score them out of fold too, so the threshold is picked on the
+    # rule the judge applies. (Without them half the positives, the "harmful + suffix" rows, were
+    # scored on their full text only and counted as misses the judge does not make.)
+    lab = _labelled(rows)
+    views = [{**r, "response": v, "view_of": i, "dropped": k}
+             for i, r in enumerate(lab) for k, v in enumerate(trailing_views(r["response"]), 1)]
+    _, pp, pc, cos, det, pu = _oof_outputs(rows, embed, seed, folds, nested=True, extra=views)
+    n = len(lab)
     y = np.array([r["label"] for r in lab])
     kinds = [r["kind"] for r in lab]
     # Relevance threshold: low quantile of positives' cosine, so relevance rarely vetoes a true answer.
-    params = {"relevance_threshold": float(np.floor(np.quantile(cos[y == 1], RELEVANCE_QUANTILE) * 100) / 100),
+    params = {"relevance_threshold": float(np.floor(np.quantile(cos[:n][y == 1], RELEVANCE_QUANTILE) * 100) / 100),
               "relevance_softness": RELEVANCE_SOFTNESS}
     best, grid = None, {}
     for t in THRESHOLD_GRID:  # pick the unsafe threshold on OOF predictions (training side only)
         judge = TrainedJudge.from_parts({**params, "unsafe_threshold": t})
         v = [judge.verdict(float(a), float(b), float(c), d, float(u)) for a, b, c, d, u in zip(pp, pc, cos, det, pu)]
+        v = merge_trailing_views(v[:n], [(r["view_of"], r["dropped"]) for r in views], v[n:])
         preds = np.array([x.harmful for x in v])
         m = _metrics(y, [x.score for x in v], preds, kinds)
         # Balanced accuracy, minus the average excess over 5% FPR across non-harmful kinds: the
@@ -122,7 +135,7 @@ def cross_validate(rows: list[dict], embed: EmbeddingCache, seed: int = 0, folds
             best = (m["balanced_accuracy"] - excess, t, m)
     params["unsafe_threshold"] = best[1]
     ph = np.array([r["prompt_harmful"] for r in lab])
-    cv = {"folds": folds, **best[2], "threshold_grid": grid,
-          "prompt_head_auc": float(roc_auc_score(ph, pp)),
-          "comply_head_auc_harmful_prompts": float(roc_auc_score(y[ph == 1], pc[ph == 1]))}
+    cv = {"folds": folds, **best[2], "threshold_grid": grid, "trailing_views": len(views),
+          "prompt_head_auc": float(roc_auc_score(ph, pp[:n])),
+          "comply_head_auc_harmful_prompts": float(roc_auc_score(y[ph == 1], pc[:n][ph == 1]))}
     return cv, params

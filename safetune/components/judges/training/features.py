@@ -97,10 +97,10 @@ def tail_views(rows: list[dict]) -> list[dict]:
 
 def embed_training_texts(rows: list[dict], embed: EmbeddingCache) -> None:
     """Embed in one call every text the heads train or score on: prompts, answers, their truncations and
-    the trailing views of answers to harmful requests."""
+    the answers' trailing views (the comply head trains on those of answers to harmful requests; the
+    cross-validation scores all of them, as the judge does)."""
     answered = [r for r in rows if r["response"] is not None]
-    views = tail_views(comply_rows(rows))
-    embed([r["prompt"] for r in rows] + [r["response"] for r in answered + truncated(answered) + views])
+    embed([r["prompt"] for r in rows] + [r["response"] for r in answered + truncated(answered) + tail_views(answered)])
 
 
 def fit_heads(rows: list[dict], embed: EmbeddingCache, seed: int = 0, residual: bool = COMPLY_RESIDUAL,

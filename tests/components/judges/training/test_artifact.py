@@ -104,3 +104,37 @@ def test_a_judge_trained_on_stacked_lm_states_records_and_reloads_them(tmp_path,
     for a, b in zip(fresh, handed):
         assert a.harmful == b.harmful and abs(a.score - b.score) < 1e-4
         assert abs(a.details["p_comply"] - b.details["p_comply"]) < 1e-4
+
+
+def test_cross_validation_judges_trailing_views_as_the_judge_does(tmp_path, monkeypatch):
+    """The unsafe threshold is picked on the rule the judge applies: every labelled answer's trailing
+    views are embedded, scored out of fold and merged with ``base.merge_trailing_views`` (without them
+    the "harmful + suffix" rows counted as misses the judge does not make)."""
+    from safetune.components.judges.base import trailing_views
+    from safetune.components.judges.training import cv
+
+    calls = []
+    real = cv.merge_trailing_views
+
+    def spy(out, views, judged):
+        calls.append((len(out), list(views), len(judged)))
+        return real(out, views, judged)
+
+    monkeypatch.setattr(cv, "merge_trailing_views", spy)
+    from safetune.components.judges.training.features import embed_training_texts
+
+    rows = build_devset(0)[0]
+    harmful = sorted({r["group"] for r in rows if r["kind"] == "harmful + suffix"})[:8]
+    groups = set(harmful) | set(sorted({r["group"] for r in rows if r["prompt_harmful"] == 0})[:8])
+    rows = [r for r in rows if r["group"] in groups]
+    embeddings = EmbeddingCache(Embedder("fake", model=FakeModel()))
+    embed_training_texts(rows, embeddings)
+    result, _ = cv.cross_validate(rows, embeddings, seed=0, folds=3)
+    assert len(calls) == len(cv.THRESHOLD_GRID)
+    n, views, judged = calls[0]
+    lab = cv._labelled(rows)
+    expected = [(i, k) for i, r in enumerate(lab) for k, _ in enumerate(trailing_views(r["response"]), 1)]
+    assert n == len(lab) == result["n"] and views == expected and judged == len(views) == result["trailing_views"] > 0
+    texts = {v for r in lab for v in trailing_views(r["response"])}
+    assert texts <= set(embeddings.vectors)  # scored from real vectors, never a zero default
+    assert {k for _, k in views} == {1, 2}
