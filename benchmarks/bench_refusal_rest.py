@@ -7,7 +7,8 @@ at least ``textstats.REST_MIN_WORDS`` words) must read as a refusal too (``texts
 
 This measures both rules on the *same* out-of-fold outputs: judge-train's nested grouped 5-fold CV on the
 train split (``training.cv._oof_outputs``, heads and stacker never saw a scored prompt), so the heads are
-identical and only the rule differs. The dev split is not touched. ~12 min on 2 CPU cores (embedding the
+identical and only the rule differs; full texts only (judge-train's CV also scores the trailing views
+since 2026-12-05, so its figures are higher). The dev split is not touched. ~12 min on 2 CPU cores (embedding the
 train split, then 5 x 6 fits).
 
     python benchmarks/bench_refusal_rest.py
