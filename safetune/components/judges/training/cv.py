@@ -114,7 +114,7 @@ def cross_validate(rows: list[dict], embed: EmbeddingCache, seed: int = 0, folds
     views = [{**r, "response": v, "view_of": i, "dropped": k}
              for i, r in enumerate(lab) for k, v in enumerate(trailing_views(r["response"]), 1)]
     _, pp, pc, cos, det, pu = _oof_outputs(rows, embed, seed, folds, nested=True, extra=views)
-    n = len(lab)
+    n, view_index = len(lab), [(r["view_of"], r["dropped"]) for r in views]
     y = np.array([r["label"] for r in lab])
     kinds = [r["kind"] for r in lab]
     # Relevance threshold: low quantile of positives' cosine, so relevance rarely vetoes a true answer.
@@ -124,7 +124,7 @@ def cross_validate(rows: list[dict], embed: EmbeddingCache, seed: int = 0, folds
     for t in THRESHOLD_GRID:  # pick the unsafe threshold on OOF predictions (training side only)
         judge = TrainedJudge.from_parts({**params, "unsafe_threshold": t})
         v = [judge.verdict(float(a), float(b), float(c), d, float(u)) for a, b, c, d, u in zip(pp, pc, cos, det, pu)]
-        v = merge_trailing_views(v[:n], [(r["view_of"], r["dropped"]) for r in views], v[n:])
+        v = merge_trailing_views(v[:n], view_index, v[n:])
         preds = np.array([x.harmful for x in v])
         m = _metrics(y, [x.score for x in v], preds, kinds)
         # Balanced accuracy, minus the average excess over 5% FPR across non-harmful kinds: the

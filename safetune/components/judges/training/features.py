@@ -28,10 +28,14 @@ JUDGE_LM = {"model": "smollm2-135m", "layer": 5, "max_length": 128}
 
 
 def features(rows: list[dict], vec: dict, residual: bool = COMPLY_RESIDUAL):
-    """(prompt vectors, comply-head inputs, cosines, text details) of answered rows."""
+    """(prompt vectors, comply-head inputs, cosines, text details) of answered rows. Every non-blank text
+    must be in ``vec`` (``embed_training_texts``): a missing one is an error, never a zero vector."""
     zero = np.zeros(len(next(iter(vec.values()))), dtype=np.float32)
+    missing = sum(r["response"].strip() != "" and r["response"] not in vec for r in rows)
+    if missing:
+        raise KeyError(f"{missing} of {len(rows)} responses were never embedded")
     pe = np.stack([vec[r["prompt"]] for r in rows])
-    re_ = np.stack([vec.get(r["response"], zero) if r["response"].strip() else zero for r in rows])
+    re_ = np.stack([vec[r["response"]] if r["response"].strip() else zero for r in rows])
     cos = (pe * re_).sum(axis=1)
     tf = [text_features(r["prompt"], r["response"], c) for r, c in zip(rows, cos)]
     x = comply_matrix(re_, np.array([f for f, _ in tf], dtype=np.float32), pe if residual else None)

@@ -106,12 +106,13 @@ def test_a_judge_trained_on_stacked_lm_states_records_and_reloads_them(tmp_path,
         assert abs(a.details["p_comply"] - b.details["p_comply"]) < 1e-4
 
 
-def test_cross_validation_judges_trailing_views_as_the_judge_does(tmp_path, monkeypatch):
+def test_cross_validation_judges_trailing_views_as_the_judge_does(monkeypatch):
     """The unsafe threshold is picked on the rule the judge applies: every labelled answer's trailing
     views are embedded, scored out of fold and merged with ``base.merge_trailing_views`` (without them
     the "harmful + suffix" rows counted as misses the judge does not make)."""
     from safetune.components.judges.base import trailing_views
     from safetune.components.judges.training import cv
+    from safetune.components.judges.training.features import embed_training_texts
 
     calls = []
     real = cv.merge_trailing_views
@@ -121,8 +122,6 @@ def test_cross_validation_judges_trailing_views_as_the_judge_does(tmp_path, monk
         return real(out, views, judged)
 
     monkeypatch.setattr(cv, "merge_trailing_views", spy)
-    from safetune.components.judges.training.features import embed_training_texts
-
     rows = build_devset(0)[0]
     harmful = sorted({r["group"] for r in rows if r["kind"] == "harmful + suffix"})[:8]
     groups = set(harmful) | set(sorted({r["group"] for r in rows if r["prompt_harmful"] == 0})[:8])
@@ -136,5 +135,17 @@ def test_cross_validation_judges_trailing_views_as_the_judge_does(tmp_path, monk
     expected = [(i, k) for i, r in enumerate(lab) for k, _ in enumerate(trailing_views(r["response"]), 1)]
     assert n == len(lab) == result["n"] and views == expected and judged == len(views) == result["trailing_views"] > 0
     texts = {v for r in lab for v in trailing_views(r["response"])}
-    assert texts <= set(embeddings.vectors)  # scored from real vectors, never a zero default
+    assert texts <= set(embeddings.vectors)  # scored from real vectors (features() refuses a missing one)
     assert {k for _, k in views} == {1, 2}
+
+
+def test_a_response_that_was_never_embedded_is_an_error_not_a_zero_vector():
+    import pytest
+
+    from safetune.components.judges.training.features import features
+
+    vec = {"p": np.ones(4, dtype=np.float32) / 2, "embedded answer": np.ones(4, dtype=np.float32) / 2}
+    rows = [{"prompt": "p", "response": "embedded answer"}, {"prompt": "p", "response": "  "}]
+    assert features(rows, vec)[2].tolist() == [1.0, 0.0]  # a blank answer is the zero vector by design
+    with pytest.raises(KeyError, match="1 of 2 responses were never embedded"):
+        features([*rows[:1], {"prompt": "p", "response": "never embedded"}], vec)
