@@ -39,6 +39,14 @@ def _fold_of(rows: list[dict], seed: int, folds: int) -> dict[str, int]:
     return {groups[j]: i % folds for i, j in enumerate(order)}
 
 
+def _trains(row: dict, fold: int, fold_of: dict[str, int]) -> bool:
+    """Whether ``fold``'s judge may train on ``row``: not if the row's group is held out, nor if its
+    answer is a held-out group's (a synthetic swap reuses another group's harmful answer under its own
+    prompt; trained on as "not harmful here", the fold's comply head would have seen the held-out
+    answer's own text with the opposite label)."""
+    return fold_of[row["group"]] != fold and fold_of.get(row.get("answer_group", row["group"]), -1) != fold
+
+
 def _labelled(rows: list[dict]) -> list[dict]:
     return [r for r in rows if r["response"] is not None and r["label"] is not None]
 
@@ -58,7 +66,7 @@ def _oof_outputs(rows: list[dict], embed: EmbeddingCache, seed: int, folds: int,
     pp, pc, cos, pu = np.zeros(len(lab)), np.zeros(len(lab)), np.zeros(len(lab)), np.zeros(len(lab))
     det: list = [None] * len(lab)
     for f in range(folds):
-        train = [r for r in rows if fold_of[r["group"]] != f]
+        train = [r for r in rows if _trains(r, f, fold_of)]
         heads, stacker = _fit_judge(train, embed, seed + 1 + f, folds) if nested else (fit_heads(train, embed, seed), None)
         idx = [i for i, r in enumerate(lab) if fold_of[r["group"]] == f]
         if not idx:

@@ -157,6 +157,8 @@ def synthesize(rows: list[dict], pool: int, seed: int = 0) -> list[dict]:
                   if firsts[q]["group"] != src["group"] and len(mine & _content(q)) < 0.2 * max(1, len(mine | _content(q)))]
         if others:
             add(firsts[others[0]]["response"], "different request (swapped)")
+            # Whose answer it is: cross-validation must not train on it while that group is held out.
+            out[-1]["answer_group"] = firsts[others[0]]["group"]
     # Every harmful answer (not only each prompt's first) once more with a suffix after it.
     for r in rows:
         if r["label"] == 1 and r["response"]:

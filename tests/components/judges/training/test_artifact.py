@@ -149,3 +149,27 @@ def test_a_response_that_was_never_embedded_is_an_error_not_a_zero_vector():
     assert features(rows, vec)[2].tolist() == [1.0, 0.0]  # a blank answer is the zero vector by design
     with pytest.raises(KeyError, match="1 of 2 responses were never embedded"):
         features([*rows[:1], {"prompt": "p", "response": "never embedded"}], vec)
+
+
+def test_cross_validation_never_trains_on_a_held_out_groups_answer():
+    """A synthetic swap (a harmful request answered with another group's harmful answer) names whose answer
+    it reuses; a fold that holds that group out does not train on the swap, which would show the fold's
+    heads the held-out answer's own text."""
+    from safetune.components.judges.training import cv
+
+    rows = build_devset(0)[0]
+    first = {}
+    for r in rows:
+        if r["label"] == 1 and r["source"] != "synthetic":
+            first.setdefault(r["group"], set()).add(r["response"])
+    swaps = [r for r in rows if r["kind"] == "different request (swapped)"]
+    assert swaps and all(r["answer_group"] != r["group"] and r["response"] in first[r["answer_group"]] for r in swaps)
+    fold_of = cv._fold_of(rows, 0, cv.CV_FOLDS)
+    crossing = [r for r in swaps if fold_of[r["group"]] != fold_of[r["answer_group"]]]
+    assert crossing
+    for r in crossing:
+        assert not cv._trains(r, fold_of[r["answer_group"]], fold_of) and not cv._trains(r, fold_of[r["group"]], fold_of)
+        other = next(f for f in range(cv.CV_FOLDS) if f not in (fold_of[r["group"]], fold_of[r["answer_group"]]))
+        assert cv._trains(r, other, fold_of)
+    plain = next(r for r in rows if "answer_group" not in r)
+    assert cv._trains(plain, (fold_of[plain["group"]] + 1) % cv.CV_FOLDS, fold_of)
