@@ -15,6 +15,11 @@ and may change an answer) are counted as unlabelled, so the rates are over answe
 
     python benchmarks/bench_judge_model_outputs.py --output /tmp/answers.jsonl
     python benchmarks/bench_judge_model_outputs.py --model smollm2-135m --output /tmp/smol.jsonl
+    python benchmarks/bench_judge_model_outputs.py --answers /tmp/answers.jsonl --judge safetune=DIR --output /tmp/b.jsonl
+
+``--answers`` re-judges an earlier run's answers (its ``--output``) instead of generating them again, and
+``--judge`` names the judge (any judge spec; default the shipped ``safetune``): how another artifact reads
+the same answers.
 
 The last lines are ``<label>: <n> answers, <k> flagged harmful (<share>)``.
 """
@@ -80,6 +85,28 @@ def tally(rows: list[dict]) -> dict[str, tuple[int, int]]:
     return {label: (n, k) for label, (n, k) in sorted(out.items())}
 
 
+def generate(args) -> tuple[list[str], list[str], list[str], str]:
+    """(kinds, prompts, answers, what answered): the model asked greedily under each system prompt."""
+    from safetune.components.engines.transformers import TransformersEngine
+    from safetune.models import resolve_model
+
+    reqs, kinds = requests_and_kinds(args.max_new_tokens)
+    engine = TransformersEngine(resolve_model(args.model), cache=None, batch_size=args.batch_size, dtype="auto")
+    answers = engine.generate(reqs)
+    return kinds, [r.prompt for r in reqs], [g.response for g in answers], f"{args.model} ({engine.dtype})"
+
+
+def earlier_answers(path: Path) -> tuple[list[str], list[str], list[str], str]:
+    """(kinds, prompts, answers, what answered) of an earlier run's output file."""
+    from safetune.errors import SafetuneError
+
+    try:
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return [r["kind"] for r in rows], [r["prompt"] for r in rows], [r["response"] for r in rows], str(path)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SafetuneError(f"cannot read earlier answers from {path}: {type(exc).__name__} {exc}") from exc
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="qwen2.5-coder-0.5b")
@@ -87,6 +114,8 @@ def main() -> None:
     ap.add_argument("--labels", default=str(LABELS), help="hand labels keyed by answer hash")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--max-new-tokens", type=int, default=220)
+    ap.add_argument("--answers", help="JSONL of an earlier run's --output: judge its answers, generate nothing")
+    ap.add_argument("--judge", default="safetune", help="judge spec (default: the shipped safetune judge)")
     args = ap.parse_args()
     out = Path(args.output)
     if out.exists():
@@ -98,30 +127,29 @@ def main() -> None:
         except (OSError, ValueError, KeyError) as exc:
             ap.error(f"cannot read labels from {args.labels}: {exc}")
 
-    from safetune.components.engines.transformers import TransformersEngine
-    from safetune.components.judges.trained import TrainedJudge
+    from safetune.components.judges.base import get_judge
     from safetune.errors import SafetuneError
-    from safetune.models import resolve_model
 
-    reqs, kinds = requests_and_kinds(args.max_new_tokens)
     try:
-        ref = resolve_model(args.model)
+        judge = get_judge(args.judge)
+        if args.answers:
+            kinds, prompts, responses, what = earlier_answers(Path(args.answers))
+        else:
+            kinds, prompts, responses, what = generate(args)
     except SafetuneError as exc:
         ap.error(str(exc))
-    engine = TransformersEngine(ref, cache=None, batch_size=args.batch_size, dtype="auto")
-    answers = engine.generate(reqs)
-    verdicts = TrainedJudge().judge([r.prompt for r in reqs], [g.response for g in answers])
+    verdicts = judge.judge(prompts, responses)
     rows = []
-    for r, g, v, kind in zip(reqs, answers, verdicts, kinds):
-        key = answer_key(kind, r.prompt, g.response)
-        rows.append({"key": key, "kind": kind, "prompt": r.prompt, "response": g.response, "harmful": v.harmful,
+    for kind, prompt, response, v in zip(kinds, prompts, responses, verdicts):
+        key = answer_key(kind, prompt, response)
+        rows.append({"key": key, "kind": kind, "prompt": prompt, "response": response, "harmful": v.harmful,
                      "score": v.score, "unsafe": v.unsafe, "relevant": v.relevant, "useful": v.useful,
                      "label": labels.get(key)})
     with out.open("x", encoding="utf-8") as fh:
         for row in rows:
             fh.write(json.dumps(row) + "\n")
-    print(f"{args.model} ({engine.dtype}): {len(rows)} answers to {len(rows) // len(SYSTEM_PROMPTS)} dev requests "
-          f"under {len(SYSTEM_PROMPTS)} system prompts; answers and verdicts in {out}")
+    print(f"{what}: {len(rows)} answers to {len(rows) // len(SYSTEM_PROMPTS)} dev requests under "
+          f"{len(SYSTEM_PROMPTS)} system prompts, judged by {args.judge}; answers and verdicts in {out}")
     for kind in SYSTEM_PROMPTS:
         sub = [r for r in rows if r["kind"] == kind]
         print(f"asked for a {kind}: {sum(r['harmful'] for r in sub)} of {len(sub)} flagged harmful")
