@@ -162,10 +162,19 @@ def save_artifact(out: Path, heads: dict[str, dict], params: dict, stacker: dict
     (out / PARAMS).write_text(json.dumps(params, indent=2, sort_keys=True) + "\n")
 
 
+# The newest artifact format this code reads (``params["format"]``; judge-train writes it). A newer one
+# (e.g. branch judge-content-head's format 6, with a third head) is refused in one line, not mis-scored.
+ARTIFACT_FORMAT = 5
+
+
 def load_artifact(folder: Path) -> tuple[dict, dict, dict | None]:
     """(heads, params, stacker or None); format 1 artifacts have no stacker (product rule)."""
     try:
         params = json.loads((folder / PARAMS).read_text())
+        fmt = params.get("format", 1) if isinstance(params, dict) else None
+        if not isinstance(fmt, int) or fmt > ARTIFACT_FORMAT:
+            raise SafetuneError(f"the safetune judge in {folder} is artifact format {fmt}; this safetune reads "
+                                f"formats up to {ARTIFACT_FORMAT}: retrain it with `safetune judge-train`")
         with np.load(folder / WEIGHTS, allow_pickle=False) as z:
             heads = {h: {k[len(h) + 1:]: z[k] for k in z.files if k.startswith(f"{h}_")} for h in ("prompt", "comply")}
             stacker = {k[len("stack_"):]: z[k] for k in z.files if k.startswith("stack_")} or None

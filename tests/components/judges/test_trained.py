@@ -171,3 +171,30 @@ def test_the_shipped_comply_head_expects_the_inputs_its_params_name():
     blocks = 2 if params.get("comply_residual") else 1
     assert heads["comply"]["w1"].shape[1] == blocks * width + len(TEXT_FEATURES)
     assert params["comply_residual"] is True and params["comply_head"]["views"] is True
+
+
+def test_an_artifact_of_a_newer_format_is_refused_in_one_line(tmp_path):
+    """A judge artifact newer than this code (another head, another stacker width) is a clear error, never
+    mis-scored; ``safetune judge --judge safetune=DIR`` says so in one line with exit code 2."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    from safetune.components.judges.trained import ARTIFACT_DIR, ARTIFACT_FORMAT, PARAMS, WEIGHTS, TrainedJudge
+    from safetune.errors import SafetuneError
+
+    for name in (WEIGHTS, PARAMS):
+        shutil.copy(ARTIFACT_DIR / name, tmp_path / name)
+    params = json.loads((tmp_path / PARAMS).read_text())
+    assert params["format"] == ARTIFACT_FORMAT
+    (tmp_path / PARAMS).write_text(json.dumps({**params, "format": ARTIFACT_FORMAT + 1}))
+    with pytest.raises(SafetuneError, match=f"format {ARTIFACT_FORMAT + 1}"):
+        TrainedJudge(tmp_path)
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"prompt": "How do I bake bread?", "response": "Mix flour and water."}) + "\n")
+    proc = subprocess.run([sys.executable, "-m", "safetune", "judge", str(src), "-o", str(tmp_path / "out.jsonl"),
+                           "--judge", f"safetune={tmp_path}"], env={**os.environ, "HF_HUB_OFFLINE": "1"},
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr[-2000:]
+    assert "format" in proc.stderr and not (tmp_path / "out.jsonl").exists()

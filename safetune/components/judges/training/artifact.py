@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from safetune.components.embeddings import DEFAULT_EMBEDDER, EmbeddingCache, StackedEmbedder, text_embedder
-from safetune.components.judges.trained import ARTIFACT_DIR, PARAMS, STACK_FEATURES, WEIGHTS, TrainedJudge, save_artifact
+from safetune.components.judges.trained import (
+    ARTIFACT_DIR, ARTIFACT_FORMAT, PARAMS, STACK_FEATURES, WEIGHTS, TrainedJudge, save_artifact,
+)
 from safetune.components.judges.training.cv import (
     STACK_DEPTH, STACK_MIN_LEAF, STACK_MONOTONIC, STACK_RATE, STACK_TREES, _fit_judge, cross_validate,
 )
@@ -53,7 +55,7 @@ def train(output_dir: str | Path = ARTIFACT_DIR, seed: int = 0, max_groups: int 
                                    "views": True}, "comply_residual": COMPLY_RESIDUAL,
                    "stacker": {"depth": STACK_DEPTH, "trees": STACK_TREES, "rate": STACK_RATE, "monotonic": STACK_MONOTONIC,
                                "min_leaf": STACK_MIN_LEAF, "features": list(STACK_FEATURES)},
-                   "lm": lm_params, "format": 5})
+                   "lm": lm_params, "format": ARTIFACT_FORMAT})
     save_artifact(out, heads, params, stacker)
     manifest = {
         "command": command or f"safetune judge-train --output-dir {out} --seed {seed}",
