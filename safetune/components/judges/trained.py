@@ -171,7 +171,9 @@ def load_artifact(folder: Path) -> tuple[dict, dict, dict | None]:
     """(heads, params, stacker or None); format 1 artifacts have no stacker (product rule)."""
     try:
         params = json.loads((folder / PARAMS).read_text())
-        fmt = params.get("format", 1) if isinstance(params, dict) else None
+        if not isinstance(params, dict):
+            raise ValueError("params are not a JSON object")
+        fmt = params.get("format", 1)
         if not isinstance(fmt, int) or fmt > ARTIFACT_FORMAT:
             raise SafetuneError(f"the safetune judge in {folder} is artifact format {fmt}; this safetune reads "
                                 f"formats up to {ARTIFACT_FORMAT}: retrain it with `safetune judge-train`")

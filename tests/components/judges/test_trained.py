@@ -198,3 +198,16 @@ def test_an_artifact_of_a_newer_format_is_refused_in_one_line(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr[-2000:]
     assert "format" in proc.stderr and not (tmp_path / "out.jsonl").exists()
+
+
+def test_a_params_file_that_is_not_an_object_is_a_load_error(tmp_path):
+    """A corrupt params file says the judge cannot be loaded (not a misleading format number)."""
+    import shutil
+
+    from safetune.components.judges.trained import ARTIFACT_DIR, PARAMS, WEIGHTS, TrainedJudge
+    from safetune.errors import SafetuneError
+
+    shutil.copy(ARTIFACT_DIR / WEIGHTS, tmp_path / WEIGHTS)
+    (tmp_path / PARAMS).write_text("[5]")
+    with pytest.raises(SafetuneError, match="cannot load the safetune judge"):
+        TrainedJudge(tmp_path)

@@ -44,7 +44,7 @@ def _trains(row: dict, fold: int, fold_of: dict[str, int]) -> bool:
     answer is a held-out group's (a synthetic swap reuses another group's harmful answer under its own
     prompt; trained on as "not harmful here", the fold's comply head would have seen the held-out
     answer's own text with the opposite label)."""
-    return fold_of[row["group"]] != fold and fold_of.get(row.get("answer_group", row["group"]), -1) != fold
+    return fold_of[row["group"]] != fold and fold_of.get(row.get("answer_group")) != fold
 
 
 def _labelled(rows: list[dict]) -> list[dict]:
