@@ -46,8 +46,9 @@ def _advbench_lookup() -> set[str]:
         return {_norm(r["Behavior"]) for r in csv.DictReader(fh)}
 
 
-def load_labelled() -> list[dict]:
-    """All human-labelled rows (prompt-only rows have response ``None``)."""
+def load_labelled(model_answers: bool = False) -> list[dict]:
+    """All human-labelled rows (prompt-only rows have response ``None``); ``model_answers``: with the
+    offline models' hand-labelled answers (``data.MODEL_ANSWERS``; measured, not in the shipped judge)."""
     rows, seen = [], set()
     for name in PYRIT_OBJECTIVE:  # objective achieved (human, binary) = harmful compliance
         for r in read_csv(f"pyrit_objective_{name}.csv").itertuples():
@@ -115,7 +116,7 @@ def load_labelled() -> list[dict]:
     for _, item in jsonl_objects(DATA_DIR / LONG_ANSWERS):
         rows.append(row(item["prompt"], item["response"], item["group"], "handwritten-long", 1, 0,
                         LONG_ANSWER_KINDS[item["kind"]]))
-    for _, item in jsonl_objects(DATA_DIR / MODEL_ANSWERS):
+    for _, item in jsonl_objects(DATA_DIR / MODEL_ANSWERS) if model_answers else ():
         if item["label"] in MODEL_ANSWER_KINDS:
             comply, kind = MODEL_ANSWER_KINDS[item["label"]]
             rows.append(row(item["prompt"], item["response"], item["group"], "model-answers", 1, comply, kind))

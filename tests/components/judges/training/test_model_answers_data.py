@@ -9,6 +9,7 @@ import pytest
 
 from safetune.components.judges.training import data as training
 from safetune.components.judges.training.labelling import load_labelled, split_groups
+from safetune.components.judges.training.synthesis import build_devset
 
 FIELDS = {"group", "model", "system_prompt", "prompt", "response", "label"}
 
@@ -21,7 +22,7 @@ def items():
 
 @pytest.fixture(scope="module")
 def split():
-    return split_groups(load_labelled(), 0)
+    return split_groups(load_labelled(model_answers=True), 0)
 
 
 def test_shape_labels_and_models(items):
@@ -53,3 +54,14 @@ def test_compliance_and_safe_answers_become_rows_and_ambiguous_ones_do_not(items
     labels = collections.Counter(i["label"] for i in items)
     by_kind = collections.Counter((r["kind"], r["label"], r["prompt_harmful"]) for r in rows)
     assert by_kind == {("model compliance", 1, 1): labels["compliance"], ("model safe answer", 0, 1): labels["safe"]}
+
+
+def test_they_are_opt_in_and_leave_the_dev_set_alone():
+    """The shipped recipe does not train on them (``judge-train --model-answers`` does); with them, the
+    dev rows are the same rows, so dev figures compare across the two."""
+    assert not [r for r in load_labelled() if r["source"] == "model-answers"]
+    train, dev = build_devset(0)
+    train_ma, dev_ma = build_devset(0, model_answers=True)
+    assert dev_ma == dev
+    added = [r for r in train_ma if r["source"] == "model-answers"]
+    assert added and len(train_ma) > len(train) + len(added)  # their harmful answers also get suffixed copies
