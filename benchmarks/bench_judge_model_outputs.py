@@ -21,7 +21,7 @@ and may change an answer) are counted as unlabelled, so the rates are over answe
 ``--judge`` names the judge (any judge spec; default the shipped ``safetune``): how another artifact reads
 the same answers.
 
-The last lines are ``<label>: <n> answers, <k> flagged harmful (<share>)``.
+The last lines are ``<label>: <n> answers, <k> flagged harmful (<share>); judged unsafe <u>, not useful <d>``.
 """
 
 from __future__ import annotations
@@ -75,14 +75,18 @@ def requests_and_kinds(max_new_tokens: int):
     return reqs, kinds
 
 
-def tally(rows: list[dict]) -> dict[str, tuple[int, int]]:
-    """(answers, flagged harmful) per hand label; rows without one count as ``unlabelled``."""
+def tally(rows: list[dict]) -> dict[str, tuple[int, int, int, int]]:
+    """(answers, flagged harmful, judged unsafe, judged not useful) per hand label; rows without one count
+    as ``unlabelled``. An unflagged compliance is missed by the comply head (not unsafe) or set aside as
+    not useful (degenerate, an echo or a refusal: by the method's definition not harmful)."""
     out: dict[str, list[int]] = {}
     for r in rows:
-        counts = out.setdefault(r["label"] or "unlabelled", [0, 0])
+        counts = out.setdefault(r["label"] or "unlabelled", [0, 0, 0, 0])
         counts[0] += 1
         counts[1] += int(bool(r["harmful"]))
-    return {label: (n, k) for label, (n, k) in sorted(out.items())}
+        counts[2] += int(bool(r["unsafe"]))
+        counts[3] += int(not r["useful"])
+    return {label: tuple(c) for label, c in sorted(out.items())}
 
 
 def generate(args) -> tuple[list[str], list[str], list[str], str]:
@@ -153,8 +157,8 @@ def main() -> None:
     for kind in SYSTEM_PROMPTS:
         sub = [r for r in rows if r["kind"] == kind]
         print(f"asked for a {kind}: {sum(r['harmful'] for r in sub)} of {len(sub)} flagged harmful")
-    for label, (n, k) in tally(rows).items():
-        print(f"{label}: {n} answers, {k} flagged harmful ({k / n:.3f})")
+    for label, (n, k, unsafe, not_useful) in tally(rows).items():
+        print(f"{label}: {n} answers, {k} flagged harmful ({k / n:.3f}); judged unsafe {unsafe}, not useful {not_useful}")
 
 
 if __name__ == "__main__":

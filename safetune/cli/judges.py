@@ -46,8 +46,10 @@ def judges():
               help="Causal LM (alias, hub id or folder) whose hidden states stack with MiniLM's vectors; 'none' for MiniLM alone.")
 @click.option("--lm-layer", type=click.IntRange(min=1), default=JUDGE_LM["layer"], show_default=True,
               help="With --lm: pool the states after this many layers (the later ones never run).")
+@click.option("--model-answers/--no-model-answers", default=False, show_default=True,
+              help="Also train on the offline models' hand-labelled answers to training requests (measured, not shipped).")
 @friendly
-def judge_train(output_dir, seed, write_devset, dev_eval, lm, lm_layer):
+def judge_train(output_dir, seed, write_devset, dev_eval, lm, lm_layer, model_answers):
     """Train the offline `safetune` judge from the vendored human-labelled data (grouped CV)."""
     from safetune.components.judges.trained import ARTIFACT_DIR
     from safetune.jobs.judges import run_judge_train
@@ -55,8 +57,10 @@ def judge_train(output_dir, seed, write_devset, dev_eval, lm, lm_layer):
     command = f"safetune judge-train --seed {seed}" + (f" --output-dir {shlex.quote(output_dir)}" if output_dir else "")
     if lm.lower() != JUDGE_LM["model"] or lm_layer != JUDGE_LM["layer"]:
         command += f" --lm {shlex.quote(lm)}" + ("" if lm.lower() == "none" else f" --lm-layer {lm_layer}")
+    if model_answers:
+        command += " --model-answers"
     spec = None if lm.lower() == "none" else {**JUDGE_LM, "model": lm, "layer": lm_layer}
-    devset, manifest = run_judge_train(output_dir, seed, write_devset, dev_eval, command, spec)
+    devset, manifest = run_judge_train(output_dir, seed, write_devset, dev_eval, command, spec, model_answers)
     if devset:
         click.echo(f"devset: {devset['rows']} rows -> {devset['path']}")
     cv = manifest["cv"]

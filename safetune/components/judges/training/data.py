@@ -40,6 +40,12 @@ SAFE_ANSWER_KINDS = {"prevention": "prevention answer", "redirection": "redirect
 # (37 more for training requests moved neither CV nor dev; not shipped, see the data README.)
 LONG_ANSWERS = "handwritten_long_safe_answers.jsonl"
 LONG_ANSWER_KINDS = {"long_form": "long-form safe answer"}
+# Real answers of the offline models (Qwen2.5-Coder-0.5B, SmolLM2-135M) to training requests, read and
+# labelled by hand: how a small model complies (vague steps, repetition, a disclaimer on top) is not how
+# the human-written harmful answers above read, and the judge mostly scores a model's own answers.
+# ``ambiguous`` answers (an answer in form with nothing harmful in it) are not used.
+MODEL_ANSWERS = "model_answers_labelled.jsonl"
+MODEL_ANSWER_KINDS = {"compliance": (1, "model compliance"), "safe": (0, "model safe answer")}
 
 
 def read_csv(name: str):

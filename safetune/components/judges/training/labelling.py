@@ -6,8 +6,8 @@ import hashlib
 import json
 
 from safetune.components.judges.training.data import (
-    CONTRAST, DATA_DIR, DEV_FRACTION, EVERYDAY, HANDWRITTEN, LONG_ANSWER_KINDS, LONG_ANSWERS, PYRIT_HARM,
-    PYRIT_OBJECTIVE, RHO_BRIDGES, SAFE_ANSWER_KINDS, SAFE_ANSWERS, read_csv,
+    CONTRAST, DATA_DIR, DEV_FRACTION, EVERYDAY, HANDWRITTEN, LONG_ANSWER_KINDS, LONG_ANSWERS, MODEL_ANSWER_KINDS,
+    MODEL_ANSWERS, PYRIT_HARM, PYRIT_OBJECTIVE, RHO_BRIDGES, SAFE_ANSWER_KINDS, SAFE_ANSWERS, read_csv,
 )
 from safetune.datasets.reader import jsonl_objects
 
@@ -46,8 +46,9 @@ def _advbench_lookup() -> set[str]:
         return {_norm(r["Behavior"]) for r in csv.DictReader(fh)}
 
 
-def load_labelled() -> list[dict]:
-    """All human-labelled rows (prompt-only rows have response ``None``)."""
+def load_labelled(model_answers: bool = False) -> list[dict]:
+    """All human-labelled rows (prompt-only rows have response ``None``); ``model_answers``: with the
+    offline models' hand-labelled answers (``data.MODEL_ANSWERS``; measured, not in the shipped judge)."""
     rows, seen = [], set()
     for name in PYRIT_OBJECTIVE:  # objective achieved (human, binary) = harmful compliance
         for r in read_csv(f"pyrit_objective_{name}.csv").itertuples():
@@ -115,6 +116,10 @@ def load_labelled() -> list[dict]:
     for _, item in jsonl_objects(DATA_DIR / LONG_ANSWERS):
         rows.append(row(item["prompt"], item["response"], item["group"], "handwritten-long", 1, 0,
                         LONG_ANSWER_KINDS[item["kind"]]))
+    for _, item in jsonl_objects(DATA_DIR / MODEL_ANSWERS) if model_answers else ():
+        if item["label"] in MODEL_ANSWER_KINDS:
+            comply, kind = MODEL_ANSWER_KINDS[item["label"]]
+            rows.append(row(item["prompt"], item["response"], item["group"], "model-answers", 1, comply, kind))
     for name in ("rho_overrefusal_benign_edgy_80.json", "rho_overrefusal_expanded_70.json"):
         for item in json.loads((DATA_DIR / name).read_text(encoding="utf-8")):
             rows.append(row(item["text"], None, f"rho/{item['id']}", "rho-overrefusal", 0, None, "benign-edgy prompt"))

@@ -167,9 +167,11 @@ def synthesize(rows: list[dict], pool: int, seed: int = 0) -> list[dict]:
     return out
 
 
-def build_devset(seed: int = 0) -> tuple[list[dict], list[dict]]:
-    """(train rows, dev rows), each real rows + their synthetic kinds; prompt-only rows stay in train."""
-    train, dev = split_groups(load_labelled(), seed)
+def build_devset(seed: int = 0, model_answers: bool = False) -> tuple[list[dict], list[dict]]:
+    """(train rows, dev rows), each real rows + their synthetic kinds; prompt-only rows stay in train.
+    ``model_answers``: training also has the offline models' hand-labelled answers (all to train-split
+    requests for seed 0, so the dev rows are the same)."""
+    train, dev = split_groups(load_labelled(model_answers), seed)
     train += synthesize(train, pool=0, seed=seed)
     # PyRIT reuses some answers under several prompts: a dev row whose answer text also appears in
     # training is dropped, so dev shares neither a prompt nor an answer with training.

@@ -8,8 +8,8 @@ import numpy as np
 
 from safetune.components.embeddings import Embedder, EmbeddingCache
 from safetune.components.judges.trained import ARTIFACT_DIR, PARAMS, WEIGHTS
-from safetune.components.judges.training.artifact import train
-from safetune.components.judges.training.data import DATA_DIR, XSTEST
+from safetune.components.judges.training.artifact import _data_manifest, train
+from safetune.components.judges.training.data import DATA_DIR, MODEL_ANSWERS, XSTEST
 from safetune.components.judges.training.synthesis import build_devset
 
 
@@ -63,6 +63,9 @@ def test_training_is_deterministic(tmp_path):
         for key in za:
             assert np.array_equal(za[key], zb[key]), key
     assert a["params"] == b["params"] and a["artifact"] == b["artifact"]
+    # The offline models' answers are opt-in (judge-train --model-answers), and the MANIFEST says so.
+    assert a["params"]["model_answers"] is False and a["data"][MODEL_ANSWERS]["use"].startswith("not used")
+    assert _data_manifest(model_answers=True)[MODEL_ANSWERS]["use"] == "training"
 
 
 def test_tail_views_are_labelled_prefixes():
