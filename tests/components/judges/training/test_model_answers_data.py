@@ -3,7 +3,9 @@ each request one of the train split's harmful requests of its group, none of the
 ``bench_judge_model_outputs.py`` checks the judge on, and the rows they become. Texts are never printed."""
 
 import collections
+import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 
@@ -65,3 +67,19 @@ def test_they_are_opt_in_and_leave_the_dev_set_alone():
     assert dev_ma == dev
     added = [r for r in train_ma if r["source"] == "model-answers"]
     assert added and len(train_ma) > len(train) + len(added)  # their harmful answers also get suffixed copies
+
+
+def test_the_file_is_what_its_script_asks():
+    """``benchmarks/make_judge_model_answers.py`` made the file: same requests, same order, same system
+    prompt per request (the answers themselves need the models; re-generating SmolLM2's matched)."""
+    path = Path(__file__).resolve().parents[4] / "benchmarks" / "make_judge_model_answers.py"
+    spec = importlib.util.spec_from_file_location("make_judge_model_answers", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    requests = script.training_requests()
+    qwen = [(g, p, script.CONDITIONS[i % 3][0]) for i, (g, p) in enumerate(requests)]
+    smol = [(g, p, "default") for i, (g, p) in enumerate(requests) if i % 3 == 0 and i < 180]
+    expected = [("qwen2.5-coder-0.5b", *x) for x in qwen] + [("smollm2-135m", *x) for x in smol]
+    path = training.DATA_DIR / training.MODEL_ANSWERS
+    items = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert [(i["model"], i["group"], i["prompt"], i["system_prompt"]) for i in items] == expected
