@@ -56,19 +56,26 @@ def answer_key(kind: str, prompt: str, response: str) -> str:
     return hashlib.sha256(f"{kind}\n{prompt}\n{response}".encode()).hexdigest()[:16]
 
 
-def requests_and_kinds(max_new_tokens: int):
-    """The dev split's harmful requests that have a hand-written prevention answer, under each system
-    prompt (registered in the catalogue for this process only)."""
+def register_system_prompts() -> dict[str, str]:
+    """{kind: catalogue key} of this script's system prompts, registered in the catalogue for this process only."""
     from safetune import prompts as catalogue
+
+    keys = {}
+    for i, (kind, text) in enumerate(SYSTEM_PROMPTS.items()):
+        keys[kind] = f"bench-judge-outputs-{i}"
+        catalogue.SYSTEM_PROMPTS[keys[kind]] = text
+    return keys
+
+
+def requests_and_kinds(max_new_tokens: int):
+    """The dev split's harmful requests that have a hand-written prevention answer, under each system prompt."""
     from safetune.components.requests import GenerationRequest
     from safetune.components.judges.training.measure import load_rows
     from safetune.config import DecodingConfig
 
     prompts = sorted({r["prompt"] for r in load_rows("devset") if r["kind"] == "prevention answer"})
     reqs, kinds = [], []
-    for i, (kind, text) in enumerate(SYSTEM_PROMPTS.items()):
-        key = f"bench-judge-outputs-{i}"
-        catalogue.SYSTEM_PROMPTS[key] = text
+    for kind, key in register_system_prompts().items():
         config = DecodingConfig(temperature=0.0, max_new_tokens=max_new_tokens, system_prompt=key)
         for p in prompts:
             reqs.append(GenerationRequest(len(reqs), p, config, 0, 0))

@@ -32,8 +32,9 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-# The check's two system prompts (keys as registered by its requests_and_kinds) and the model's own.
-CONDITIONS = [("prevention", "bench-judge-outputs-0"), ("redirection", "bench-judge-outputs-1"), ("default", "default")]
+# Qwen's three conditions, request i under CONDITIONS[i % 3]: the check's two system prompts (its kinds)
+# and the model's own default (catalogue key "default").
+CONDITIONS = [("prevention", "prevention answer"), ("redirection", "redirection answer"), ("default", "default")]
 
 
 def training_requests(seed: int = 0) -> list[tuple[str, str]]:
@@ -47,6 +48,21 @@ def training_requests(seed: int = 0) -> list[tuple[str, str]]:
     return [(groups[p], p) for p in prompts]
 
 
+def plan(model: str) -> list[dict]:
+    """Which request each answer of ``model`` answers, under which condition: the file's rows minus
+    ``response`` and ``label``, plus ``condition``, the check's kind or ``default`` (the model's own prompt)."""
+    rows = []
+    for i, (group, prompt) in enumerate(training_requests()):
+        if model == "qwen2.5-coder-0.5b":
+            name, condition = CONDITIONS[i % 3]
+        elif i % 3 == 0 and i < 180:
+            name, condition = CONDITIONS[2]
+        else:
+            continue
+        rows.append({"group": group, "model": model, "system_prompt": name, "prompt": prompt, "condition": condition})
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", choices=["qwen2.5-coder-0.5b", "smollm2-135m"], required=True)
@@ -57,26 +73,17 @@ def main() -> None:
     if out.exists():
         ap.error(f"{out} exists: pick another --output (answers are never overwritten)")
 
-    from bench_judge_model_outputs import SYSTEM_PROMPTS
-    from safetune import prompts as catalogue
+    from bench_judge_model_outputs import register_system_prompts
     from safetune.components.engines.transformers import TransformersEngine
     from safetune.components.requests import GenerationRequest
     from safetune.config import DecodingConfig
     from safetune.models import resolve_model
 
-    for i, text in enumerate(SYSTEM_PROMPTS.values()):
-        catalogue.SYSTEM_PROMPTS[f"bench-judge-outputs-{i}"] = text
-    reqs, meta = [], []
-    for i, (group, prompt) in enumerate(training_requests()):
-        if args.model == "qwen2.5-coder-0.5b":
-            name, key = CONDITIONS[i % 3]
-        elif i % 3 == 0 and i < 180:
-            name, key = CONDITIONS[2]
-        else:
-            continue
-        config = DecodingConfig(temperature=0.0, max_new_tokens=220, system_prompt=key)
-        reqs.append(GenerationRequest(len(reqs), prompt, config, 0, 0))
-        meta.append({"group": group, "model": args.model, "system_prompt": name, "prompt": prompt})
+    keys = {**register_system_prompts(), "default": "default"}
+    meta = plan(args.model)
+    reqs = [GenerationRequest(i, m["prompt"], DecodingConfig(temperature=0.0, max_new_tokens=220,
+                                                             system_prompt=keys[m.pop("condition")]), 0, 0)
+            for i, m in enumerate(meta)]
     engine = TransformersEngine(resolve_model(args.model), cache=None, batch_size=args.batch_size, dtype="auto")
     answers = engine.generate(reqs)
     with out.open("x", encoding="utf-8") as fh:

@@ -76,10 +76,8 @@ def test_the_file_is_what_its_script_asks():
     spec = importlib.util.spec_from_file_location("make_judge_model_answers", path)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    requests = script.training_requests()
-    qwen = [(g, p, script.CONDITIONS[i % 3][0]) for i, (g, p) in enumerate(requests)]
-    smol = [(g, p, "default") for i, (g, p) in enumerate(requests) if i % 3 == 0 and i < 180]
-    expected = [("qwen2.5-coder-0.5b", *x) for x in qwen] + [("smollm2-135m", *x) for x in smol]
+    expected = [{k: v for k, v in row.items() if k != "condition"}
+                for model in ("qwen2.5-coder-0.5b", "smollm2-135m") for row in script.plan(model)]
     path = training.DATA_DIR / training.MODEL_ANSWERS
     items = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    assert [(i["model"], i["group"], i["prompt"], i["system_prompt"]) for i in items] == expected
+    assert [{k: i[k] for k in ("group", "model", "system_prompt", "prompt")} for i in items] == expected
