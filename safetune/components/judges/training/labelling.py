@@ -11,6 +11,7 @@ from safetune.components.judges.training.data import (
     SAFE_ANSWERS, read_csv,
 )
 from safetune.datasets.reader import jsonl_objects
+from safetune.errors import SafetuneError
 
 
 # PyRIT's refusal set mixes harmful and everyday requests without a prompt label. A prompt counts
@@ -64,7 +65,7 @@ def apply_label_audit(rows: list[dict]) -> list[dict]:
         # PyRIT's requests are all harmful (prompt_harmful 1), so the answer's label is its "comply".
         r.update(comply=item["label"], label=item["label"], kind=AUDIT_KINDS[r["source"]][item["label"]])
     if used != set(audit):
-        raise ValueError(f"{len(set(audit) - used)} rows of {LABEL_AUDIT} match no PyRIT answer: the vendored "
+        raise SafetuneError(f"{len(set(audit) - used)} rows of {LABEL_AUDIT} match no PyRIT answer: the vendored "
                          "data changed under the audit")
     return rows
 

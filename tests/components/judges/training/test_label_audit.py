@@ -10,6 +10,7 @@ import pytest
 
 from safetune.components.judges.training import data as training
 from safetune.components.judges.training.labelling import apply_label_audit, load_labelled, row, row_key
+from safetune.errors import SafetuneError
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +61,7 @@ def test_a_stale_audit_is_an_error(monkeypatch, tmp_path):
         {"key": "0" * 16, "source": "pyrit-harm", "was": 1, "label": 0, "reason": "an answer that is gone"}) + "\n")
     monkeypatch.setattr("safetune.components.judges.training.labelling.DATA_DIR", tmp_path)
     rows = [row("a request", "an answer", "g", "pyrit-harm", 1, 1, "unsafe compliance")]
-    with pytest.raises(ValueError, match="match no PyRIT answer"):
+    with pytest.raises(SafetuneError, match="match no PyRIT answer"):
         apply_label_audit(rows)
 
 
