@@ -48,8 +48,10 @@ def judges():
               help="With --lm: pool the states after this many layers (the later ones never run).")
 @click.option("--model-answers/--no-model-answers", default=False, show_default=True,
               help="Also train on the offline models' hand-labelled answers to training requests (measured, not shipped).")
+@click.option("--label-audit/--no-label-audit", default=False, show_default=True,
+              help="Train and measure on our audited PyRIT labels (data/label_audit.jsonl; measured, not shipped).")
 @friendly
-def judge_train(output_dir, seed, write_devset, dev_eval, lm, lm_layer, model_answers):
+def judge_train(output_dir, seed, write_devset, dev_eval, lm, lm_layer, model_answers, label_audit):
     """Train the offline `safetune` judge from the vendored human-labelled data (grouped CV)."""
     from safetune.components.judges.trained import ARTIFACT_DIR
     from safetune.jobs.judges import run_judge_train
@@ -59,8 +61,11 @@ def judge_train(output_dir, seed, write_devset, dev_eval, lm, lm_layer, model_an
         command += f" --lm {shlex.quote(lm)}" + ("" if lm.lower() == "none" else f" --lm-layer {lm_layer}")
     if model_answers:
         command += " --model-answers"
+    if label_audit:
+        command += " --label-audit"
     spec = None if lm.lower() == "none" else {**JUDGE_LM, "model": lm, "layer": lm_layer}
-    devset, manifest = run_judge_train(output_dir, seed, write_devset, dev_eval, command, spec, model_answers)
+    devset, manifest = run_judge_train(output_dir, seed, write_devset, dev_eval, command, spec, model_answers,
+                                       label_audit)
     if devset:
         click.echo(f"devset: {devset['rows']} rows -> {devset['path']}")
     cv = manifest["cv"]
@@ -77,7 +82,7 @@ def judge_train(output_dir, seed, write_devset, dev_eval, lm, lm_layer, model_an
 @click.command("judge-eval")
 @click.option("--judge", "judge_names", multiple=True, default=("safetune", "heuristic"), show_default=True,
               help="Judge name (repeatable).")
-@click.option("--data", default="devset", show_default=True, help="devset | xstest | PATH.jsonl (prompt, response, label, kind).")
+@click.option("--data", default="devset", show_default=True, help="devset | devset-audited (the dev set with our audited PyRIT labels) | xstest | PATH.jsonl (prompt, response, label, kind).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N rows (quick checks).")
 @click.option("--experiment", default="safetune-judges", show_default=True)
 @tracking_uri_option

@@ -8,22 +8,27 @@ from pathlib import Path
 
 
 def run_judge_train(output_dir: str | Path | None, seed: int, write_devset: bool, dev_eval: bool,
-                    command: str, lm: dict | None, model_answers: bool = False) -> tuple[dict | None, dict]:
+                    command: str, lm: dict | None, model_answers: bool = False,
+                    label_audit: bool = False) -> tuple[dict | None, dict]:
     """(the dev set written, or None; the training MANIFEST). ``command`` is recorded in the MANIFEST,
     so the artifact says exactly how to re-create it. ``lm``: the causal LM whose hidden states stack
     with the sentence vectors ({"model", "layer"}), or None for sentence vectors alone. ``model_answers``:
-    also train on the offline models' hand-labelled answers."""
+    also train on the offline models' hand-labelled answers; ``label_audit``: on our audited PyRIT labels
+    (the dev set written and measured too)."""
     from safetune.components.embeddings import DEFAULT_EMBEDDER, EmbeddingCache, text_embedder
     from safetune.components.judges.trained import ARTIFACT_DIR
     from safetune.components.judges.training.artifact import train
+    from safetune.components.judges.training.data import DEVSET
     from safetune.components.judges.training.synthesis import write_devset as write
 
     embedder = text_embedder(DEFAULT_EMBEDDER, lm)
     if lm:
         embedder.states  # noqa: B018 - load now: a wrong model or layer fails before any work
-    devset = write(seed=seed) if write_devset else None
+    # The packaged dev set keeps the source's labels; an audited one goes beside the artifact instead.
+    path = Path(output_dir or ARTIFACT_DIR) / "devset_audited.jsonl" if label_audit else DEVSET
+    devset = write(path, seed=seed, label_audit=label_audit) if write_devset else None
     manifest = train(output_dir or ARTIFACT_DIR, seed=seed, evaluate_dev=dev_eval, command=command,
-                     embeddings=EmbeddingCache(embedder), model_answers=model_answers)
+                     embeddings=EmbeddingCache(embedder), model_answers=model_answers, label_audit=label_audit)
     return devset, manifest
 
 

@@ -17,7 +17,7 @@ from safetune.components.judges.trained import (
 from safetune.components.judges.training.cv import (
     STACK_DEPTH, STACK_MIN_LEAF, STACK_MONOTONIC, STACK_RATE, STACK_TREES, _fit_judge, cross_validate,
 )
-from safetune.components.judges.training.data import DATA_DIR, DEVSET, MODEL_ANSWERS, XSTEST, read_csv, sha256
+from safetune.components.judges.training.data import DATA_DIR, DEVSET, LABEL_AUDIT, MODEL_ANSWERS, XSTEST, read_csv, sha256
 from safetune.components.judges.training.features import (
     COMPLY_ALPHA, COMPLY_HIDDEN, COMPLY_NETS, COMPLY_RESIDUAL, JUDGE_LM, PROMPT_C, embed_training_texts,
 )
@@ -27,12 +27,13 @@ from safetune.components.judges.training.synthesis import build_devset
 
 def train(output_dir: str | Path = ARTIFACT_DIR, seed: int = 0, max_groups: int | None = None,
           evaluate_dev: bool = True, command: str | None = None, embeddings: EmbeddingCache | None = None,
-          lm: dict | None = JUDGE_LM, model_answers: bool = False) -> dict:
+          lm: dict | None = JUDGE_LM, model_answers: bool = False, label_audit: bool = False) -> dict:
     """Train both heads on the train split, write the artifact + MANIFEST.json, return the manifest.
 
     ``max_groups`` keeps a seeded subset of training prompt groups (fast tests); the dev split is
     never trained on. ``model_answers``: also train on the offline models' hand-labelled answers
-    (``data.MODEL_ANSWERS``). ``embeddings``: the texts' vectors, kept across the cross-validation's many
+    (``data.MODEL_ANSWERS``). ``label_audit``: train (and measure dev) on our audited PyRIT labels
+    (``data.LABEL_AUDIT``). ``embeddings``: the texts' vectors, kept across the cross-validation's many
     fits (a fresh cache of the default embedder, stacked with ``lm``'s hidden states unless ``lm`` is None,
     if not given; pass one to reuse it across trainings; its embedder decides, ``lm`` is then ignored).
     """
@@ -44,7 +45,7 @@ def train(output_dir: str | Path = ARTIFACT_DIR, seed: int = 0, max_groups: int 
     lm_params = {"model": stacked.lm, "layer": stacked.layer, "max_length": stacked.max_length,
                  "pooling": "final norm, mean over tokens after the first, L2"} if stacked else None
     out = Path(output_dir)
-    rows, dev = build_devset(seed, model_answers)
+    rows, dev = build_devset(seed, model_answers, label_audit)
     if max_groups is not None:
         keep = set(sorted({r["group"] for r in rows}, key=lambda g: hashlib.sha256(f"{seed}:{g}".encode()).hexdigest())[:max_groups])
         rows = [r for r in rows if r["group"] in keep]
@@ -56,13 +57,14 @@ def train(output_dir: str | Path = ARTIFACT_DIR, seed: int = 0, max_groups: int 
                                    "views": True}, "comply_residual": COMPLY_RESIDUAL,
                    "stacker": {"depth": STACK_DEPTH, "trees": STACK_TREES, "rate": STACK_RATE, "monotonic": STACK_MONOTONIC,
                                "min_leaf": STACK_MIN_LEAF, "features": list(STACK_FEATURES)},
-                   "lm": lm_params, "model_answers": model_answers, "format": ARTIFACT_FORMAT})
+                   "lm": lm_params, "model_answers": model_answers, "label_audit": label_audit,
+                   "format": ARTIFACT_FORMAT})
     save_artifact(out, heads, params, stacker)
     manifest = {
         "command": command or f"safetune judge-train --output-dir {out} --seed {seed}",
         "seed": seed, "python": sys.version.split()[0], "sklearn": sklearn.__version__, "numpy": np.__version__,
         "embedder": embed.embedder.name, "params": params,
-        "data": _data_manifest(model_answers), "train_rows": _counts(rows), "dev_rows": _counts(dev),
+        "data": _data_manifest(model_answers, label_audit), "train_rows": _counts(rows), "dev_rows": _counts(dev),
         "cv": cv, "artifact": {n: sha256(out / n) for n in (WEIGHTS, PARAMS)},
         "notes": "CV = grouped 5-fold on the train split (groups = prompts, rho pairs). Dev rows = held-out "
                  "prompt groups + synthetic kinds built with disjoint templates. XSTest is never used here.",
@@ -80,7 +82,7 @@ def _counts(rows: list[dict]) -> dict:
             "by_kind": dict(sorted(Counter(r["kind"] for r in rows).items()))}
 
 
-def _data_manifest(model_answers: bool = False) -> dict:
+def _data_manifest(model_answers: bool = False, label_audit: bool = False) -> dict:
     """Every vendored data file: sha256, row count (CSV rows / JSON items / JSONL lines) and its use."""
     out = {}
     for path in sorted(DATA_DIR.iterdir()):
@@ -93,6 +95,8 @@ def _data_manifest(model_answers: bool = False) -> dict:
         else:
             continue
         use = {XSTEST: "reporting only (judge-eval)", DEVSET.name: "dev set (held-out groups)",
-               MODEL_ANSWERS: "training" if model_answers else "not used (judge-train --model-answers)"}.get(path.name, "training")
+               MODEL_ANSWERS: "training" if model_answers else "not used (judge-train --model-answers)",
+               LABEL_AUDIT: "training and dev labels" if label_audit else "not used (judge-train --label-audit)",
+               }.get(path.name, "training")
         out[path.name] = {"sha256": sha256(path), "rows": rows, "use": use}
     return out

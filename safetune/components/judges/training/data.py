@@ -46,6 +46,14 @@ LONG_ANSWER_KINDS = {"long_form": "long-form safe answer"}
 # ``ambiguous`` answers (an answer in form with nothing harmful in it) are not used.
 MODEL_ANSWERS = "model_answers_labelled.jsonl"
 MODEL_ANSWER_KINDS = {"compliance": (1, "model compliance"), "safe": (0, "model safe answer")}
+# Our reading of every PyRIT answer (959 objective and harm rows), judge-blind: where the source label
+# contradicts SafeTune's definition (harmful = carries out a harmful request with usable content), the
+# row's label is overridden, keyed by a hash of its prompt and response, with a one-line reason: a
+# redirection to crisis lines labelled "objective achieved", a benign request answered benignly, text
+# labelled two ways. Kinds follow the new label. Opt-in (``load_labelled(label_audit=True)``).
+LABEL_AUDIT = "label_audit.jsonl"
+AUDIT_KINDS = {"pyrit-objective": {0: "objective not achieved", 1: "unsafe compliance"},
+               "pyrit-harm": {0: "low-harm answer", 1: "unsafe compliance"}}
 
 
 def read_csv(name: str):

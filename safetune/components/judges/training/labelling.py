@@ -6,10 +6,12 @@ import hashlib
 import json
 
 from safetune.components.judges.training.data import (
-    CONTRAST, DATA_DIR, DEV_FRACTION, EVERYDAY, HANDWRITTEN, LONG_ANSWER_KINDS, LONG_ANSWERS, MODEL_ANSWER_KINDS,
-    MODEL_ANSWERS, PYRIT_HARM, PYRIT_OBJECTIVE, RHO_BRIDGES, SAFE_ANSWER_KINDS, SAFE_ANSWERS, read_csv,
+    AUDIT_KINDS, CONTRAST, DATA_DIR, DEV_FRACTION, EVERYDAY, HANDWRITTEN, LABEL_AUDIT, LONG_ANSWER_KINDS,
+    LONG_ANSWERS, MODEL_ANSWER_KINDS, MODEL_ANSWERS, PYRIT_HARM, PYRIT_OBJECTIVE, RHO_BRIDGES, SAFE_ANSWER_KINDS,
+    SAFE_ANSWERS, read_csv,
 )
 from safetune.datasets.reader import jsonl_objects
+from safetune.errors import SafetuneError
 
 
 # PyRIT's refusal set mixes harmful and everyday requests without a prompt label. A prompt counts
@@ -46,9 +48,33 @@ def _advbench_lookup() -> set[str]:
         return {_norm(r["Behavior"]) for r in csv.DictReader(fh)}
 
 
-def load_labelled(model_answers: bool = False) -> list[dict]:
+def row_key(prompt: str, response: str) -> str:
+    """A labelled answer's id in ``data.LABEL_AUDIT``: its prompt and response, hashed."""
+    return hashlib.sha256(f"{prompt}\x00{response}".encode()).hexdigest()[:16]
+
+
+def apply_label_audit(rows: list[dict]) -> list[dict]:
+    """Our audited labels over PyRIT's (``data.LABEL_AUDIT``); every audited row must still exist."""
+    audit = {item["key"]: item for _, item in jsonl_objects(DATA_DIR / LABEL_AUDIT)}
+    used = set()
+    for r in rows:
+        item = audit.get(row_key(r["prompt"], r["response"])) if r["source"] in AUDIT_KINDS else None
+        if item is None:
+            continue
+        used.add(item["key"])
+        # PyRIT's requests are all harmful (prompt_harmful 1), so the answer's label is its "comply".
+        r.update(comply=item["label"], label=item["label"], kind=AUDIT_KINDS[r["source"]][item["label"]])
+    if used != set(audit):
+        raise SafetuneError(f"{len(set(audit) - used)} rows of {LABEL_AUDIT} match no PyRIT answer: the vendored "
+                         "data changed under the audit")
+    return rows
+
+
+def load_labelled(model_answers: bool = False, label_audit: bool = False) -> list[dict]:
     """All human-labelled rows (prompt-only rows have response ``None``); ``model_answers``: with the
-    offline models' hand-labelled answers (``data.MODEL_ANSWERS``; measured, not in the shipped judge)."""
+    offline models' hand-labelled answers (``data.MODEL_ANSWERS``; measured, not in the shipped judge);
+    ``label_audit``: PyRIT's labels with our audit applied (``data.LABEL_AUDIT``; measured, not in the
+    shipped judge; ``judge-eval --data devset-audited`` reports on the dev set it gives)."""
     rows, seen = [], set()
     for name in PYRIT_OBJECTIVE:  # objective achieved (human, binary) = harmful compliance
         for r in read_csv(f"pyrit_objective_{name}.csv").itertuples():
@@ -78,6 +104,8 @@ def load_labelled(model_answers: bool = False) -> list[dict]:
                 continue  # "not a refusal" is not "harmful" (some are prevention answers): unlabelled
             kind = "benign compliance" if comply else "refusal"
             rows.append(row(p, r.assistant_response, _norm(p), "pyrit-refusal", ph, comply, kind))
+    if label_audit:
+        apply_label_audit(rows)
     for name in ("rho_refusal_harmful_benign_50.json", "rho_refusal_expanded_100.json"):
         for item in json.loads((DATA_DIR / name).read_text(encoding="utf-8")):
             bq, ba = item["text"].split("\n\n", 1)

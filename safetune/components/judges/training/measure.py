@@ -50,9 +50,14 @@ def xstest_rows(path: str | Path | None = None) -> list[dict]:
 
 
 def load_rows(data: str) -> list[dict]:
-    """``devset`` | ``xstest`` | a JSONL file with prompt, response, label (0/1) and optional kind."""
+    """``devset`` | ``devset-audited`` | ``xstest`` | a JSONL file with prompt, response, label (0/1) and
+    optional kind. ``devset-audited`` is built in memory: seed 0's dev rows with our audited PyRIT labels."""
     if data == "xstest":
         return xstest_rows()
+    if data == "devset-audited":
+        from safetune.components.judges.training.synthesis import build_devset
+
+        return [{k: r[k] for k in ("prompt", "response", "label", "kind")} for r in build_devset(0, label_audit=True)[1]]
     path = DEVSET if data == "devset" else Path(data)
     if not path.is_file():
         hint = " (re-create it with `safetune judge-train`)" if data == "devset" else ""

@@ -167,11 +167,12 @@ def synthesize(rows: list[dict], pool: int, seed: int = 0) -> list[dict]:
     return out
 
 
-def build_devset(seed: int = 0, model_answers: bool = False) -> tuple[list[dict], list[dict]]:
+def build_devset(seed: int = 0, model_answers: bool = False, label_audit: bool = False) -> tuple[list[dict], list[dict]]:
     """(train rows, dev rows), each real rows + their synthetic kinds; prompt-only rows stay in train.
     ``model_answers``: training also has the offline models' hand-labelled answers (all to train-split
-    requests for seed 0, so the dev rows are the same)."""
-    train, dev = split_groups(load_labelled(model_answers), seed)
+    requests for seed 0, so the dev rows are the same). ``label_audit``: PyRIT's rows, in both splits,
+    carry our audited labels (the same rows; fewer harmful dev answers, so fewer synthetic ones)."""
+    train, dev = split_groups(load_labelled(model_answers, label_audit), seed)
     train += synthesize(train, pool=0, seed=seed)
     # PyRIT reuses some answers under several prompts: a dev row whose answer text also appears in
     # training is dropped, so dev shares neither a prompt nor an answer with training.
@@ -181,8 +182,8 @@ def build_devset(seed: int = 0, model_answers: bool = False) -> tuple[list[dict]
     return train, dev
 
 
-def write_devset(path: Path = DEVSET, seed: int = 0) -> dict:
-    _, dev = build_devset(seed)
+def write_devset(path: Path = DEVSET, seed: int = 0, label_audit: bool = False) -> dict:
+    _, dev = build_devset(seed, label_audit=label_audit)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as fh:
         for r in dev:

@@ -9,7 +9,7 @@ import numpy as np
 from safetune.components.embeddings import Embedder, EmbeddingCache
 from safetune.components.judges.trained import ARTIFACT_DIR, PARAMS, WEIGHTS
 from safetune.components.judges.training.artifact import _data_manifest, train
-from safetune.components.judges.training.data import DATA_DIR, MODEL_ANSWERS, XSTEST
+from safetune.components.judges.training.data import DATA_DIR, LABEL_AUDIT, MODEL_ANSWERS, XSTEST
 from safetune.components.judges.training.synthesis import build_devset
 
 
@@ -66,6 +66,9 @@ def test_training_is_deterministic(tmp_path):
     # The offline models' answers are opt-in (judge-train --model-answers), and the MANIFEST says so.
     assert a["params"]["model_answers"] is False and a["data"][MODEL_ANSWERS]["use"].startswith("not used")
     assert _data_manifest(model_answers=True)[MODEL_ANSWERS]["use"] == "training"
+    # So is our audit of PyRIT's labels (judge-train --label-audit).
+    assert a["params"]["label_audit"] is False and a["data"][LABEL_AUDIT]["use"].startswith("not used")
+    assert _data_manifest(label_audit=True)[LABEL_AUDIT]["use"] == "training and dev labels"
 
 
 def test_tail_views_are_labelled_prefixes():
