@@ -10,13 +10,13 @@ import pytest
 
 from safetune.components.judges.training import data as training
 from safetune.components.judges.training.labelling import apply_label_audit, load_labelled, row, row_key
+from safetune.datasets.reader import jsonl_objects
 from safetune.errors import SafetuneError
 
 
 @pytest.fixture(scope="module")
 def items():
-    path = training.DATA_DIR / training.LABEL_AUDIT
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [item for _, item in jsonl_objects(training.DATA_DIR / training.LABEL_AUDIT)]
 
 
 @pytest.fixture(scope="module")
