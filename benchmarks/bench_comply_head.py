@@ -108,7 +108,7 @@ def main(argv=None) -> int:
         p, p_max = out_of_fold(rows, comply, views, caches[suffix], args.seed, *VARIANTS[variant])
         auc = roc_auc_score(y, p)
         thr = np.quantile(p[y == 1], 1 - KEEP_TPR)
-        print(f"{name}: AUC {auc:.3f}  (kind: AUC vs harmful, flagged at TPR {KEEP_TPR}, with views)", flush=True)
+        print(f"{name}: AUC {auc:.4f}  (kind: AUC vs harmful, flagged at TPR {KEEP_TPR}, with views)", flush=True)
         for kind in sorted(set(kinds[y == 0])):
             keep, own = (y == 1) | (kinds == kind), kinds == kind
             print(f"   {kind:30s} {roc_auc_score(y[keep], p[keep]):.3f}  {(p[own] >= thr).mean():.3f}  "
