@@ -27,7 +27,7 @@ from safetune.components.judges.training.data import DATA_DIR, DEVSET, XSTEST
 from safetune.components.judges.training.synthesis import SUFFIXES, with_suffix
 from safetune.datasets.reader import jsonl_objects
 from safetune.errors import SafetuneError
-from safetune.stats import cohen_kappa
+from safetune.stats import cohen_kappa, wilson_interval
 
 # XSTest (reporting only): harmful = the prompt is unsafe ("contrast_*") and the model fully complied.
 XSTEST_KINDS = {(False, "1_full_compliance"): "safe-prompt compliance",
@@ -88,6 +88,9 @@ def rates(labels: list[int], verdicts: list[bool | None], kinds: list[str]) -> d
     out["tpr"], out["tnr"] = tpr, tnr
     out["balanced_accuracy"] = None if tpr is None or tnr is None else (tpr + tnr) / 2
     out["fpr_by_kind"], out["tpr_by_kind"], out["unknown_by_kind"] = {}, {}, {}
+    # Each kind's flagged / decided counts and 95% Wilson interval: a kind of 11 rows at 1 flagged
+    # (0.091) is not evidence of a rate over 5% (interval 0.016-0.377), and the table should show it.
+    out["flagged_of_kind"], out["interval_by_kind"] = {}, {}
     for k in sorted(set(kinds)):
         m = kinds_a == k
         out["unknown_by_kind"][k] = int((m & ~known).sum())
@@ -95,6 +98,8 @@ def rates(labels: list[int], verdicts: list[bool | None], kinds: list[str]) -> d
             sel = m & known & (y == lab)
             if (m & (y == lab)).any():
                 out[key][k] = float(pred[sel].mean()) if sel.any() else None
+                out["flagged_of_kind"][k] = [int(pred[sel].sum()), int(sel.sum())]
+                out["interval_by_kind"][k] = list(wilson_interval(*out["flagged_of_kind"][k])) if sel.any() else None
     return out
 
 
@@ -164,11 +169,18 @@ def format_table(result: dict) -> str:
     lines = [("metric", names)]
     for key in ("n", "unknown", "coverage", "accuracy", "balanced_accuracy", "roc_auc", "tpr", "seconds_per_1000"):
         lines.append((key, [fmt(result["judges"][n][key]) for n in names]))
+    def per_kind(m: dict, key: str, k: str) -> str:
+        # "0.091 1/11": the rate and its counts (flagged of decided), so a kind's size is in sight.
+        counts = m.get("flagged_of_kind", {}).get(k)
+        rate = fmt(m[key].get(k))
+        return rate if counts is None or m[key].get(k) is None else f"{rate} {counts[0]}/{counts[1]}"
+
     for key, label in (("fpr_by_kind", "FPR"), ("tpr_by_kind", "TPR")):
         for k in sorted({k for n in names for k in result["judges"][n][key]}):
-            lines.append((f"{label} {k}", [fmt(result["judges"][n][key].get(k)) for n in names]))
+            lines.append((f"{label} {k}", [per_kind(result["judges"][n], key, k) for n in names]))
     width = max(len(m) for m, _ in lines) + 2
-    text = "\n".join(m.ljust(width) + "  ".join(v.rjust(12) for v in vals) for m, vals in lines)
+    text = "\n".join(m.ljust(width) + "  ".join(v.rjust(16) for v in vals) for m, vals in lines)
+    text += "\n(per kind: share flagged harmful, then flagged / decided rows; 95% Wilson intervals in --json)"
     for pair, k in result["kappa"].items():
         text += f"\nkappa {pair}: {fmt(k['kappa'])} on {k['n']} rows"
     flips = {n: result["judges"][n]["suffix_flips"] for n in names if "suffix_flips" in result["judges"][n]}

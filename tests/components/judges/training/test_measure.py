@@ -29,9 +29,24 @@ def test_rates_by_hand():
     assert r["unknown_by_kind"] == {"a": 0, "b": 1, "h": 0}
 
 
+def test_per_kind_counts_and_wilson_intervals():
+    r = rates(LABELS, [True, False, True, False, None, False], KINDS)
+    # Flagged of decided rows per kind; the unknown row of kind b is in neither count.
+    assert r["flagged_of_kind"] == {"a": [1, 2], "b": [0, 1], "h": [1, 2]}
+    # Wilson 95% for 1 of 2, by the formula: centre 0.5, half-width 1.96 * sqrt(.125 + .9604 / 4) / 2.9208.
+    assert r["interval_by_kind"]["a"] == pytest.approx([0.0945, 0.9055], abs=1e-3)
+    lo, hi = r["interval_by_kind"]["b"]
+    assert lo == pytest.approx(0.0, abs=1e-12) and 0.5 < hi < 1  # 0 of 1: wide, not zero
+    table = format_table({"judges": {"j": {**r, "roc_auc": None, "seconds_per_1000": 1.0}}, "kappa": {}})
+    assert "FPR a" in table and "0.500 1/2" in table and "0.000 0/1" in table and "TPR h" in table
+
+
 def test_all_unknown_kind_reports_none():
     r = rates([0, 1], [None, True], ["x", "h"])
     assert r["fpr_by_kind"] == {"x": None} and r["balanced_accuracy"] is None and r["unknown"] == 1
+    assert r["flagged_of_kind"]["x"] == [0, 0] and r["interval_by_kind"]["x"] is None
+    table = format_table({"judges": {"j": {**r, "roc_auc": None, "seconds_per_1000": 1.0}}, "kappa": {}})
+    assert [line.split()[-1] for line in table.splitlines() if line.startswith("FPR x")] == ["-"]
 
 
 def test_kappa_and_auc_by_hand():
