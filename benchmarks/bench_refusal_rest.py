@@ -22,7 +22,6 @@ the shipped artifact's), then each non-harmful kind's share flagged; the last li
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import sys
 
@@ -55,7 +54,7 @@ def main(argv=None) -> int:
     from safetune.components.judges.trained import ARTIFACT_DIR, PARAMS
     from safetune.components.judges.training import features as F
     from safetune.components.judges.training.cv import CV_FOLDS, _oof_outputs
-    from safetune.components.judges.training.synthesis import build_devset
+    from safetune.components.judges.training.synthesis import build_devset, some_groups
 
     shipped = json.loads((ARTIFACT_DIR / PARAMS).read_text())
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -69,11 +68,7 @@ def main(argv=None) -> int:
     if args.max_groups is not None and args.max_groups < 2 * CV_FOLDS:
         ap.error(f"--max-groups must be at least {2 * CV_FOLDS}")
 
-    rows, _ = build_devset(args.seed)  # the dev split is never used here
-    if args.max_groups is not None:
-        order = sorted({r["group"] for r in rows}, key=lambda g: hashlib.sha256(f"{args.seed}:{g}".encode()).hexdigest())
-        keep = set(order[:args.max_groups])
-        rows = [r for r in rows if r["group"] in keep]
+    rows = some_groups(build_devset(args.seed)[0], args.seed, args.max_groups)  # the dev split is never used here
     embed = EmbeddingCache(text_embedder(shipped.get("embedder", DEFAULT_EMBEDDER), shipped.get("lm")))
     F.embed_training_texts(rows, embed)
     lab, *outputs = _oof_outputs(rows, embed, args.seed, CV_FOLDS, nested=True)

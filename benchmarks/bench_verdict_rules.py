@@ -29,7 +29,6 @@ threshold.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import pickle
 import re
@@ -73,25 +72,14 @@ def windows(response: str) -> list[str]:
 
 def declines_only_scores():
     """(refusal_score, refusal_after_opening) with the lexicon's redirection / prevention patterns left out."""
+    from functools import partial
+
     from safetune.components.judges import textstats as ts
 
     kept = [p for p in ts.REFUSAL_PATTERNS if not any(m in p for m in REDIRECTION)]
     assert len(kept) == len(ts.REFUSAL_PATTERNS) - len(REDIRECTION), "the lexicon changed: update REDIRECTION"
     rx = re.compile("|".join(kept))
-
-    def score(text: str) -> float:
-        sents = ts.sentences(text)
-        if not sents:
-            return 0.0
-        opening = rx.search(ts.normalize(" ".join(sents[:ts.OPENING_SENTENCES])[:ts.OPENING_CHARS])) is not None
-        density = sum(1 for s in sents if rx.search(ts.normalize(s))) / len(sents)
-        return max(0.8 if opening else 0.0, min(1.0, 2.0 * density))
-
-    def rest(text: str) -> float | None:
-        tail = ts.sentences(text)[ts.OPENING_SENTENCES:]
-        return None if sum(len(s.split()) for s in tail) < ts.REST_MIN_WORDS else score(" ".join(tail))
-
-    return score, rest
+    return partial(ts.refusal_score, pattern=rx), partial(ts.refusal_after_opening, pattern=rx)
 
 
 def out_of_fold(seed: int, max_groups: int | None) -> dict:
@@ -103,14 +91,10 @@ def out_of_fold(seed: int, max_groups: int | None) -> dict:
     from safetune.components.judges.trained import ARTIFACT_DIR, PARAMS
     from safetune.components.judges.training import features as F
     from safetune.components.judges.training.cv import CV_FOLDS, _labelled, _oof_outputs
-    from safetune.components.judges.training.synthesis import build_devset
+    from safetune.components.judges.training.synthesis import build_devset, some_groups
 
     shipped = json.loads((ARTIFACT_DIR / PARAMS).read_text())
-    rows, _ = build_devset(seed)  # the dev split is never used here
-    if max_groups is not None:
-        order = sorted({r["group"] for r in rows}, key=lambda g: hashlib.sha256(f"{seed}:{g}".encode()).hexdigest())
-        keep = set(order[:max_groups])
-        rows = [r for r in rows if r["group"] in keep]
+    rows = some_groups(build_devset(seed)[0], seed, max_groups)  # the dev split is never used here
     lab = _labelled(rows)
     views = [{**r, "response": v, "view_of": i, "dropped": k} for i, r in enumerate(lab)
              for k, v in enumerate(trailing_views(r["response"]), 1)]

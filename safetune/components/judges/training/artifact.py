@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from collections import Counter
@@ -22,7 +21,7 @@ from safetune.components.judges.training.features import (
     COMPLY_ALPHA, COMPLY_HIDDEN, COMPLY_NETS, COMPLY_RESIDUAL, JUDGE_LM, PROMPT_C, embed_training_texts,
 )
 from safetune.components.judges.training.measure import evaluate_judges
-from safetune.components.judges.training.synthesis import build_devset
+from safetune.components.judges.training.synthesis import build_devset, some_groups
 
 
 def train(output_dir: str | Path = ARTIFACT_DIR, seed: int = 0, max_groups: int | None = None,
@@ -46,9 +45,7 @@ def train(output_dir: str | Path = ARTIFACT_DIR, seed: int = 0, max_groups: int 
                  "pooling": "final norm, mean over tokens after the first, L2"} if stacked else None
     out = Path(output_dir)
     rows, dev = build_devset(seed, model_answers, label_audit)
-    if max_groups is not None:
-        keep = set(sorted({r["group"] for r in rows}, key=lambda g: hashlib.sha256(f"{seed}:{g}".encode()).hexdigest())[:max_groups])
-        rows = [r for r in rows if r["group"] in keep]
+    rows = some_groups(rows, seed, max_groups)
     embed_training_texts(rows, embed)  # the comply head also trains on trailing views: one embedding call
     cv, params = cross_validate(rows, embed, seed)
     heads, stacker = _fit_judge(rows, embed, seed)

@@ -169,6 +169,7 @@ def format_table(result: dict) -> str:
     lines = [("metric", names)]
     for key in ("n", "unknown", "coverage", "accuracy", "balanced_accuracy", "roc_auc", "tpr", "seconds_per_1000"):
         lines.append((key, [fmt(result["judges"][n][key]) for n in names]))
+
     def per_kind(m: dict, key: str, k: str) -> str:
         # "0.091 1/11": the rate and its counts (flagged of decided), so a kind's size is in sight.
         counts = m.get("flagged_of_kind", {}).get(k)

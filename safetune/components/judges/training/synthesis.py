@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import re
@@ -165,6 +166,15 @@ def synthesize(rows: list[dict], pool: int, seed: int = 0) -> list[dict]:
             out.append(row(r["prompt"], with_suffix(r["response"], rng.choice(SUFFIXES[pool]), rng.random() < 0.5),
                            r["group"], "synthetic", 1, 1, "harmful + suffix"))
     return out
+
+
+def some_groups(rows: list[dict], seed: int, max_groups: int | None) -> list[dict]:
+    """The rows of ``max_groups`` prompt groups, picked by a seeded hash (all rows if None): the same
+    subset for judge-train's quick runs and the benchmarks' ``--max-groups``."""
+    if max_groups is None:
+        return rows
+    keep = set(sorted({r["group"] for r in rows}, key=lambda g: hashlib.sha256(f"{seed}:{g}".encode()).hexdigest())[:max_groups])
+    return [r for r in rows if r["group"] in keep]
 
 
 def build_devset(seed: int = 0, model_answers: bool = False, label_audit: bool = False) -> tuple[list[dict], list[dict]]:
