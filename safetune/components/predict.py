@@ -3,11 +3,24 @@
 import logging
 
 
+# Lightning warns on every predict call about two things done on purpose: the prompt DataModule's
+# length-bucketing batch sampler (it yields every index once; tests/components/engines check that no
+# request is lost) and the generation module's ``transfer_batch_to_device`` (batches are request
+# objects; tensors are made on the model's device in ``predict_step``). Anything else still shows.
+INTENDED = (r"You are using a custom batch sampler `BucketBatchSampler`",
+            r"You have overridden `transfer_batch_to_device` in `LightningModule`")
+
+
 def quiet_lightning() -> None:
-    """Lightning sets its loggers to INFO on import; keep its banners out of a WARNING-level console."""
+    """Lightning sets its loggers to INFO on import; keep its banners out of a WARNING-level console,
+    and its warnings about what we do on purpose (``INTENDED``) out of every console."""
+    import warnings
+
     if logging.getLogger().getEffectiveLevel() > logging.INFO:
         for name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
             logging.getLogger(name).setLevel(logging.WARNING)
+    for message in INTENDED:
+        warnings.filterwarnings("ignore", message=message)
 
 
 def predict(trainer, *args, **kwargs):

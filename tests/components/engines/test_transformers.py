@@ -21,3 +21,19 @@ def engine_run(ref, tmp_path_factory):
 
 class TestConformance(EngineSuite):
     pass
+
+
+def test_lightning_keeps_quiet_about_what_the_engine_does_on_purpose(ref):
+    """The main job's console showed Lightning's warnings about our batch sampler and device transfer
+    on every registration; they are intended, so they are filtered, and other warnings are not."""
+    import warnings
+
+    from safetune.testing.engines import population
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        TransformersEngine(ref, cache=None, batch_size=4, dtype="float32").generate(population()[:4])
+        warnings.warn("an unrelated warning", UserWarning)
+    messages = [str(w.message) for w in seen]
+    assert not [m for m in messages if "BucketBatchSampler" in m or "transfer_batch_to_device" in m], messages
+    assert "an unrelated warning" in messages
