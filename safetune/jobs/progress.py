@@ -13,11 +13,15 @@ class Progress:
         self.bar = tqdm(total=total, unit="resp", desc=desc, disable=not enabled, dynamic_ncols=True)
         engine.on_batch = self.bar.update
 
-    def evaluate(self, evaluator, configs):
-        """``evaluator.evaluate(configs)``, every response of every configuration counted once."""
+    def evaluate(self, evaluator, configs, per_candidate: int | None = None):
+        """``evaluator.evaluate(configs)``, counted as ``per_candidate`` responses per configuration
+        (default: all of the evaluator's). The engine moves the bar while it works; afterwards the count
+        is set exactly, since answers the result cache held never reach the engine and answers a race's
+        first slice already counted reach it again from the generation cache."""
+        per = evaluator.responses_per_candidate if per_candidate is None else per_candidate
         before = self.bar.n
         results = evaluator.evaluate(configs)
-        self.bar.update(max(0, len(configs) * evaluator.responses_per_candidate - (self.bar.n - before)))
+        self.bar.update(before + len(configs) * per - self.bar.n)
         return results
 
     def note(self, text: str) -> None:
@@ -26,6 +30,10 @@ class Progress:
     def resize(self, total: int) -> None:
         self.bar.total = total
         self.bar.refresh()
+
+    def skip(self, responses: int) -> None:
+        """Responses the bar's total counted that will never be asked for (raced-out candidates' rest)."""
+        self.resize(self.bar.total - responses)
 
     def close(self) -> None:
         self.bar.close()

@@ -56,13 +56,16 @@ def race(setup, configs, baseline: CandidateResult, guards, progress) -> list[Ca
     evaluator = setup.evaluator
     if not (guards.enabled and guards.constrain and guards.race):
         return progress.evaluate(evaluator, configs)
-    first = progress.evaluate(evaluator.head(guards.race_fraction), configs)
+    head = evaluator.head(guards.race_fraction)
+    first = progress.evaluate(head, configs)
     out: list[CandidateResult | None] = [None] * len(configs)
     for i, r in enumerate(first):
         if configs[i] != setup.default and raced_out(r, baseline, guards):
             out[i] = dataclasses.replace(r, extra={**r.extra, "raced": 1.0})
     rest = [i for i in range(len(configs)) if out[i] is None]
-    for i, r in zip(rest, evaluator.evaluate([configs[i] for i in rest])):
+    remaining = evaluator.responses_per_candidate - head.responses_per_candidate  # per candidate, after the slice
+    progress.skip((len(configs) - len(rest)) * remaining)
+    for i, r in zip(rest, progress.evaluate(evaluator, [configs[i] for i in rest], remaining)):
         out[i] = r
     return out
 

@@ -70,6 +70,29 @@ def test_candidates_failing_by_far_on_the_first_slice_are_raced_out(cfg, setup, 
     assert trail.results[0].n_responses == 8 and not trail.results[0].extra.get("raced")  # never the default
 
 
+def test_the_progress_bar_ends_full_when_candidates_are_raced_out_and_when_results_come_from_the_cache(
+        cfg, setup, isolated, tmp_path):
+    # The main job's bar stopped at 32% on a warm run: a race's rest came from the result cache, which
+    # no engine sees, and raced-out candidates' rest was never subtracted from the total.
+    import dataclasses
+
+    from safetune.cache import Cache
+    from safetune.datasets import fixed_split, sample
+
+    cfg = dataclasses.replace(cfg, guards=dataclasses.replace(cfg.guards, race_slack=1.0, fluency_epsilon=0.0))
+    setup.evaluator.prompts = sample(fixed_split(cfg.datasets, "search"), 8, seed=0)
+    setup.evaluator.cache = Cache(tmp_path / "results.sqlite")
+    for run in ("cold", "warm"):
+        bar = Progress(setup.engine, (cfg.pop_size * cfg.n_gen + 1) * setup.evaluator.responses_per_candidate,
+                       "search", enabled=True)
+        with mlflow.start_run(run_name=run):
+            trail = run_loop(cfg, setup, {}, bar)
+        assert any(r.extra.get("raced") for r in trail.results)
+        assert bar.bar.n == bar.bar.total, run
+        bar.close()
+    assert setup.evaluator.stats["candidates_cached"] > 0  # the warm run came from the result cache
+
+
 def test_a_resumed_loop_reuses_the_children_it_already_logged(cfg, setup, isolated):
     parent_id, trail = loop(cfg, setup)
     done = {(i // cfg.pop_size, r.config.digest()): run_id
