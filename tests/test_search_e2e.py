@@ -372,6 +372,21 @@ def test_evaluate_champion_against_default(searched):
     assert "evaluation_summary.json" in arts and "paired_tests.json" in arts
 
 
+def test_evaluate_progress_bar_ends_full_cold_and_warm(searched, tmp_path):
+    """The bar once stayed at 0/736 when the answers came from the result cache (nothing reaches the
+    engine) and over-counted the default (measured, then re-read from the generation cache)."""
+    import re
+
+    name = f"safetune-{Path(searched['model']).name.lower()}"
+    args = ("evaluate", f"models:/{name}@champion", "--n-prompts", "3", "--tracking-uri", searched["uri"],
+            "--batch-size", "8", "--n-benign", "2", "--n-capability", "2", "--cache", str(tmp_path / "c.sqlite"))
+    for run in ("cold", "warm"):
+        proc = run_cli(*args, cwd=searched["work"])
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        counts = re.findall(r"evaluate:.*?\| *(\d+)/(\d+) ", proc.stderr)
+        assert counts and counts[-1][0] == counts[-1][1], (run, counts[-3:])
+
+
 def test_evaluate_unknown_registered_model(searched):
     proc = run_cli("evaluate", "models:/safetune-nope@champion", "--tracking-uri", searched["uri"], cwd=searched["work"])
     assert proc.returncode == 2 and "cannot read registered model" in proc.stderr

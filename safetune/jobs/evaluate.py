@@ -9,7 +9,6 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
-from tqdm.auto import tqdm
 
 from safetune.tracking import runs as tracking
 from safetune.cache import Cache
@@ -24,6 +23,7 @@ from safetune.objectives.evaluator import Evaluator
 from safetune.models import cache_root, default_decoding, resolve_model
 from safetune.analysis.comparison import compare_to_default, per_category, quadrant_table
 from safetune.datasets.tasks import TASKS, sample_tasks
+from safetune.jobs.progress import Progress
 
 
 def registered_config(uri: str) -> dict:
@@ -96,18 +96,21 @@ def run_evaluate(cfg: EvaluateConfig, tracking_uri: str | None = None, progress:
     # Every target is compared with the default at the target's own token budget: a shorter cap
     # would otherwise look "safer" by cutting answers short.
     budgets = sorted({c.max_new_tokens for _, c in targets if c is not None} or {model_default.max_new_tokens})
-    n_configs = len(budgets) * 2 + len(targets)
-    bar = tqdm(total=n_configs * evaluator.responses_per_candidate, unit="resp", desc="evaluate", disable=not progress)
-    engine.on_batch = bar.update
+    n_configs = len(budgets) + sum(c is not None for _, c in targets)
+    bar = Progress(engine, n_configs * evaluator.responses_per_candidate, "evaluate", progress)
     defaults: dict[int, object] = {}
     task_reports: dict[int, dict] = {}
     results_by_label: dict[str, object] = {}
     for budget in budgets:
         default = dataclasses.replace(model_default, max_new_tokens=budget)
         evaluator.reference, evaluator.tasks = None, tasks
-        defaults[budget], _, task_reports[budget] = evaluator.measure_default(default, guards)
+        full, start = evaluator.responses_per_candidate, bar.bar.n
+        defaults[budget], _, task_reports[budget] = evaluator.measure_default(
+            default, guards, lambda configs: bar.evaluate(evaluator, configs))
+        bar.bar.update(start + full - bar.bar.n)  # its re-aggregation re-reads the same answers: counted once
         mine = [(label, c) for label, c in targets if c is not None and c.max_new_tokens == budget]
-        for (label, _), r in zip(mine, evaluator.evaluate([c for _, c in mine])):
+        bar.skip(len(mine) * (full - evaluator.responses_per_candidate))  # tasks the default fails: not asked
+        for (label, _), r in zip(mine, bar.evaluate(evaluator, [c for _, c in mine])):
             results_by_label[label] = r
     bar.close()
     default_label = lambda b: "default" if len(budgets) == 1 else f"default@{b}"  # noqa: E731
