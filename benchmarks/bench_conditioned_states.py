@@ -33,6 +33,7 @@ from safetune.components.embeddings import EmbeddingCache, HiddenStates, concate
 from safetune.components.judges.trained import comply_matrix, text_features  # noqa: E402
 from safetune.components.judges.training import features as F  # noqa: E402
 from safetune.components.judges.training.synthesis import build_devset  # noqa: E402
+from safetune.errors import SafetuneError  # noqa: E402
 from safetune.models import resolve_model  # noqa: E402
 
 SHIPPED_FEATURES = F.features
@@ -72,7 +73,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     try:
         lm = HiddenStates(resolve_model(args.lm).path, [args.layer])
-    except Exception as exc:  # a wrong model or layer fails before any embedding
+    except (SafetuneError, OSError, ValueError) as exc:  # a wrong model or layer fails before any embedding
         print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
 

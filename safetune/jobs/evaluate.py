@@ -104,10 +104,9 @@ def run_evaluate(cfg: EvaluateConfig, tracking_uri: str | None = None, progress:
     for budget in budgets:
         default = dataclasses.replace(model_default, max_new_tokens=budget)
         evaluator.reference, evaluator.tasks = None, tasks
-        full, start = evaluator.responses_per_candidate, bar.bar.n
+        full = evaluator.responses_per_candidate
         defaults[budget], _, task_reports[budget] = evaluator.measure_default(
             default, guards, lambda configs: bar.evaluate(evaluator, configs))
-        bar.bar.update(start + full - bar.bar.n)  # its re-aggregation re-reads the same answers: counted once
         mine = [(label, c) for label, c in targets if c is not None and c.max_new_tokens == budget]
         bar.skip(len(mine) * (full - evaluator.responses_per_candidate))  # tasks the default fails: not asked
         for (label, _), r in zip(mine, bar.evaluate(evaluator, [c for _, c in mine])):

@@ -77,7 +77,7 @@ def run_loop(cfg: SearchConfig, setup, done: dict[tuple[int, str], str], progres
     constrained = guards.enabled and guards.constrain
     baseline = measure_baseline(setup, guards, progress)
     if setup.evaluator.tasks != setup.tasks:  # dropped tasks no longer cost anything per candidate
-        progress.resize(progress.bar.n + cfg.pop_size * cfg.n_gen * setup.evaluator.responses_per_candidate)
+        progress.expect(cfg.pop_size * cfg.n_gen * setup.evaluator.responses_per_candidate)
     trail = Trail(baseline)
     pending: list[tuple[CandidateResult, list[float]]] = []  # this generation's, logged once it is recorded
 
